@@ -1,0 +1,28 @@
+"""slppl: stochastic-localization samplers as MCMC kernels for probabilistic programs.
+
+Example:
+    >>> from slppl import SL, site_layout
+    >>> from slppl.denoisers import Gaussian, GaussianMixture, Discrete, Empirical
+"""
+
+from . import denoisers, integrators, time_grids
+from .kernel import SLState
+from .layout import site_layout
+from .numpyro_adapter import SL
+from .trajectory import sample, sample_trajectory
+from .tweedie import denoiser_from_score, score_from_denoiser
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SL",
+    "SLState",
+    "site_layout",
+    "sample",
+    "sample_trajectory",
+    "denoisers",
+    "integrators",
+    "time_grids",
+    "score_from_denoiser",
+    "denoiser_from_score",
+]

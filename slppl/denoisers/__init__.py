@@ -1,0 +1,13 @@
+"""Denoisers: estimates of ``m(y, t) = E[x | y_t = y]`` behind one signature.
+
+Example:
+    >>> from slppl.denoisers import Gaussian, GaussianMixture, Discrete, Empirical
+"""
+
+from .base import Denoiser, FunctionDenoiser
+from .discrete import Discrete
+from .empirical import Empirical
+from .gaussian import Gaussian
+from .gaussian_mixture import GaussianMixture
+
+__all__ = ["Denoiser", "FunctionDenoiser", "Gaussian", "GaussianMixture", "Discrete", "Empirical"]

@@ -1,0 +1,21 @@
+"""Integrators of the SL SDE (and its probability-flow ODE), each declaring its properties.
+
+=====================  =====  ==========  =========  ====================================
+integrator             order  stochastic  needs cov  exact correction
+=====================  =====  ==========  =========  ====================================
+EulerMaruyama          1      yes         no         yes
+SecondOrder (default)  2      yes         yes        yes
+OUExponential          1      yes         no         yes
+ProbabilityFlowODE     1      no          yes        yes, with a deterministic denoiser
+=====================  =====  ==========  =========  ====================================
+
+The correction also needs a final draw with a density (``final="gaussian"``).
+"""
+
+from .base import Integrator
+from .euler import EulerMaruyama
+from .exponential import OUExponential
+from .ode import ProbabilityFlowODE
+from .second_order import SecondOrder
+
+__all__ = ["Integrator", "EulerMaruyama", "SecondOrder", "OUExponential", "ProbabilityFlowODE"]

@@ -1,0 +1,83 @@
+"""Where each latent site sits in the flat vector the denoiser sees."""
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from numpyro import handlers
+from numpyro.infer.util import initialize_model
+
+__all__ = ["Site", "Layout", "site_layout", "discrete_latent_sites"]
+
+
+class Site(NamedTuple):
+    """One latent site: its name, unconstrained shape and slice of the flat vector."""
+
+    name: str
+    shape: tuple
+    slice: slice
+
+
+class Layout(tuple):
+    """A tuple of :class:`Site` with a readable table, plus ``ravel``/``unravel`` helpers."""
+
+    def __new__(cls, sites, unravel):
+        self = super().__new__(cls, sites)
+        self.unravel = unravel
+        return self
+
+    @property
+    def dim(self):
+        """Length of the flat vector."""
+        return self[-1].slice.stop if self else 0
+
+    def ravel(self, z):
+        """Flatten a dict of unconstrained site values into the denoiser's vector."""
+        return ravel_pytree(z)[0]
+
+    def __str__(self):
+        rows = [f"{'site':<20} {'unconstrained shape':<20} slice"]
+        rows += [f"{s.name:<20} {str(s.shape):<20} [{s.slice.start}:{s.slice.stop}]" for s in self]
+        return "\n".join(rows)
+
+
+def discrete_latent_sites(model, model_args=(), model_kwargs=None, rng_key=None):
+    """Names of the unobserved sample sites with a discrete distribution."""
+    rng_key = jax.random.PRNGKey(0) if rng_key is None else rng_key
+    trace = handlers.trace(handlers.seed(model, rng_key)).get_trace(*model_args, **(model_kwargs or {}))
+    return [
+        name
+        for name, site in trace.items()
+        if site["type"] == "sample" and not site["is_observed"] and getattr(site["fn"], "is_discrete", False)
+    ]
+
+
+def site_layout(model, *model_args, rng_key=None, **model_kwargs):
+    """The layout of the flat unconstrained vector that an SL denoiser acts on.
+
+    The vector is ``jax.flatten_util.ravel_pytree`` of the dict of unconstrained latent values:
+    sites in sorted name order, each flattened row-major, after NumPyro's bijection to the
+    unconstrained space (a Dirichlet over K categories takes K − 1 entries, a HalfNormal scale is
+    logged, ...).
+
+    Example:
+        >>> import numpyro, numpyro.distributions as dist
+        >>> def model():
+        ...     numpyro.sample("sigma", dist.HalfNormal(1.0))
+        ...     numpyro.sample("beta", dist.Normal(0, 1).expand([3]))
+        >>> layout = site_layout(model)
+        >>> [(s.name, s.shape, s.slice.start, s.slice.stop) for s in layout]
+        [('beta', (3,), 0, 3), ('sigma', (), 3, 4)]
+    """
+    rng_key = jax.random.PRNGKey(0) if rng_key is None else rng_key
+    info = initialize_model(rng_key, model, model_args=model_args, model_kwargs=model_kwargs)
+    z = info.param_info.z
+    _, unravel = ravel_pytree(z)
+    sites, start = [], 0
+    for name in sorted(z):
+        shape = tuple(np.shape(z[name]))
+        size = int(np.prod(shape, dtype=int))
+        sites.append(Site(name, shape, slice(start, start + size)))
+        start += size
+    return Layout(sites, unravel)
