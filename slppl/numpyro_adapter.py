@@ -16,7 +16,7 @@ from . import kernel as core
 from .denoisers.base import Denoiser, check_dim
 from .integrators import Integrator, SecondOrder
 from .layout import discrete_latent_sites
-from .time_grids import Geometric
+from .time_grids import UniformOU
 
 __all__ = ["SL"]
 
@@ -38,7 +38,7 @@ class SL(MCMCKernel):
         potential_fn: ``U(z) = −log μ(z)`` on any pytree ``z`` (then ``init_params`` is required).
         denoiser: a :class:`~slppl.denoisers.Denoiser` for the flat unconstrained vector.
         num_steps: number of SL steps per proposal.
-        grid: a time grid (:mod:`slppl.time_grids`), default ``Geometric(1e-3, 1e4)``.
+        grid: a time grid (:mod:`slppl.time_grids`), default ``UniformOU(1e-3, 1e4)`` (unit-scale targets).
         integrator: default :class:`~slppl.integrators.SecondOrder`.
         correction: ``"mh"`` (exact, default) or ``None`` (raw SL draws, approximate).
         final: ``"gaussian"`` (default) or ``"mean"`` (raw draws only).
@@ -87,7 +87,7 @@ class SL(MCMCKernel):
         self._model = model
         self._potential_fn = potential_fn
         self.denoiser = denoiser
-        self.grid = Geometric() if grid is None else grid
+        self.grid = UniformOU() if grid is None else grid
         self.times = self.grid.times(num_steps)
         self.num_steps = int(self.times.size - 1)
         self.integrator = integrator

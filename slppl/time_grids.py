@@ -2,15 +2,19 @@
 
 A grid knows only times. Every grid starts at ``t = 0`` (where ``y_0 = 0``) and ends at a finite
 ``t_max``. The signal-to-noise ratio of ``y_t/t`` as an observation of x is ``t`` itself, so a grid
-geometric in t is uniform in log-SNR; it is also uniform in the OU time ``s = ½·log((t+1)/t)`` of
-DDPM only approximately, for t ≪ 1.
+geometric in t is uniform in log-SNR. A grid uniform in the OU time ``s = ½·log((t+1)/t)`` of DDPM
+is geometric for t ≪ 1 and thins out for t ≫ 1, where the tilted measure of a unit-scale target
+is close to Gaussian and the second-order step is nearly exact.
+
+Grids are in the units of the unconstrained latent vector: they suit targets whose scale is of
+order one. For a target with scale σ, multiply the times by 1/σ² (``t_min``, ``t_max``).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Geometric", "LogSNR", "Karras", "Explicit", "validate_times"]
+__all__ = ["Geometric", "LogSNR", "UniformOU", "Karras", "Explicit", "validate_times"]
 
 
 def validate_times(times):
@@ -71,6 +75,32 @@ class Geometric(NamedTuple):
 
 
 LogSNR = Geometric
+
+
+class UniformOU(NamedTuple):
+    """``t_0 = 0`` then ``num_steps`` times uniform in the OU time ``s = ½·log((t+1)/t)``.
+
+    This is the uniform grid of DDPM / the score SDE, mapped to SL time (``t = 1/(e^{2s} − 1)``).
+    Most steps fall at ``t ≲ 1``, where a unit-scale target's tilted measure is far from Gaussian
+    (modes are decided there); few are spent at large t. The default grid of :class:`slppl.SL`.
+
+    Example:
+        >>> UniformOU(1e-2, 1e2).times(3).round(4).tolist()
+        [0.0, 0.01, 0.1099, 100.0]
+    """
+
+    t_min: float = 1e-3
+    t_max: float = 1e4
+
+    def times(self, num_steps):
+        _check_range(self.t_min, self.t_max)
+        n = _check_steps(num_steps)
+        if n == 1:
+            return validate_times([0.0, self.t_max])
+        s = np.linspace(0.5 * np.log1p(1 / self.t_min), 0.5 * np.log1p(1 / self.t_max), n)
+        t = 1.0 / np.expm1(2.0 * s)
+        t[0], t[-1] = self.t_min, self.t_max
+        return validate_times(np.concatenate([[0.0], t]))
 
 
 class Karras(NamedTuple):
