@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from .trajectory import sample_trajectory
+from .trajectory import FINALS, sample_trajectory
 
 __all__ = ["SLState", "init", "build_kernel", "CORRECTIONS"]
 
@@ -150,6 +150,8 @@ def check_combination(denoiser, integrator, correction, final):
     """Raise ``ValueError`` for a combination whose exact correction is not defined."""
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be 'mh' or None, got {correction!r}")
+    if final not in FINALS:
+        raise ValueError(f"final must be one of {FINALS}, got {final!r}")
     if correction is None:
         return
     if final != "gaussian":

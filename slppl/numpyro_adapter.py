@@ -41,7 +41,8 @@ class SL(MCMCKernel):
         grid: a time grid (:mod:`slppl.time_grids`), default ``UniformOU(1e-3, 1e4)`` (unit-scale targets).
         integrator: default :class:`~slppl.integrators.SecondOrder`.
         correction: ``"mh"`` (exact, default) or ``None`` (raw SL draws, approximate).
-        final: ``"gaussian"`` (default) or ``"mean"`` (raw draws only).
+        final: ``"gaussian"`` (default), ``"mean"`` or ``"sample"`` (the last two for raw draws
+            only; see :func:`slppl.sample_trajectory`).
         cov_floor: added to ``Cov(x | y_K)`` in the final Gaussian draw.
         init_strategy: NumPyro init strategy (the first finite proposal replaces it anyway).
 

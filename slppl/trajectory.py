@@ -19,7 +19,9 @@ import jax.numpy as jnp
 from .integrators.base import gaussian_move
 from .observation import IsotropicGaussian
 
-__all__ = ["Trajectory", "sample_trajectory", "sample"]
+__all__ = ["Trajectory", "sample_trajectory", "sample", "FINALS"]
+
+FINALS = ("gaussian", "mean", "sample")
 
 
 class Trajectory(NamedTuple):
@@ -67,8 +69,9 @@ def sample_trajectory(
         times: grid ``0 = t_0 < … < t_K`` (see :mod:`slppl.time_grids`).
         integrator: an :class:`~slppl.integrators.Integrator`.
         final: ``"gaussian"`` draws ``x ~ N(m, Cov + cov_floor·I)`` at ``t_K`` (a density, needed
-            by the exact correction); ``"mean"`` returns ``x = m(y_K, t_K)`` (raw draws only; on
-            a discrete target it lands on the support).
+            by the exact correction); ``"mean"`` returns ``x = m(y_K, t_K)``; ``"sample"`` draws
+            ``x`` from the denoiser's own tilted measure ``μ_{t_K, y_K}`` (analytic denoisers; on a
+            discrete target it lands on the support). The last two are for raw draws only.
         dim: dimension of x when the denoiser does not know it.
 
     Example:
@@ -81,8 +84,8 @@ def sample_trajectory(
         >>> traj.x.shape, bool(traj.diverging)
         ((3,), False)
     """
-    if final not in ("gaussian", "mean"):
-        raise ValueError(f"final must be 'gaussian' or 'mean', got {final!r}")
+    if final not in FINALS:
+        raise ValueError(f"final must be one of {FINALS}, got {final!r}")
     dim = denoiser.dim if dim is None else dim
     times = jnp.asarray(times, dtype=jnp.result_type(float))
     num_steps = times.shape[0] - 1
@@ -114,8 +117,11 @@ def sample_trajectory(
         m, cov, state, _ = denoiser.estimate_with_cov(keys[-1, 0], y, t_end, state)
         cov = cov + cov_floor * jnp.eye(dim, dtype=cov.dtype)
         x, log_r = gaussian_move(keys[-1, 1], m, cov)
-    else:
+    elif final == "mean":
         x, state, _ = denoiser.estimate(keys[-1, 0], y, t_end, state)
+        log_r = zero
+    else:
+        x = denoiser.sample_posterior(keys[-1, 0], y, t_end, state)
         log_r = zero
     log_aux = base_sum - log_q_sum + observation.tilt(y, x, t_end) - log_r
     diverging = ~(jnp.all(jnp.isfinite(x)) & jnp.isfinite(log_aux))

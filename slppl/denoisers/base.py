@@ -42,6 +42,12 @@ class Denoiser:
     def estimate(self, rng_key, y, t, state):
         raise NotImplementedError
 
+    def sample_posterior(self, rng_key, y, t, state):
+        """One exact draw from the tilted measure ``μ_{t,y}`` (analytic denoisers only)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot draw from its tilted measure; use final='gaussian' or 'mean'"
+        )
+
     def estimate_with_cov(self, rng_key, y, t, state):
         """``(x_hat, cov, state, info)``; the default takes ``cov = ∂x_hat/∂y`` by forward-mode AD."""
 

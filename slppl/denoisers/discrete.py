@@ -6,12 +6,16 @@ import jax.numpy as jnp
 from .base import Denoiser, as_array
 
 
+def _logits(y, t, log_probs, support):
+    return log_probs + support @ y - 0.5 * t * jnp.sum(support**2, -1)
+
+
 def point_mass_posterior(y, t, log_probs, support, with_cov=True):
     """Mean and covariance of ``μ_{t,y}`` for ``μ = Σ_j p_j δ_{x_j}``.
 
     Responsibilities are ``∝ p_j exp(<y, x_j> − t|x_j|²/2)``.
     """
-    r = jax.nn.softmax(log_probs + support @ y - 0.5 * t * jnp.sum(support**2, -1))
+    r = jax.nn.softmax(_logits(y, t, log_probs, support))
     mean = r @ support
     if not with_cov:
         return mean, None
@@ -22,7 +26,7 @@ def point_mass_posterior(y, t, log_probs, support, with_cov=True):
 class Discrete(Denoiser):
     """Exact denoiser of ``Σ_j p_j δ_{x_j}``, a law on the finite support ``{x_j}``.
 
-    Raw SL draws (``final="mean"``) from it land on the support; it also serves discrete latent
+    Raw SL draws (``final="sample"``) from it land on the support; it also serves discrete latent
     sites later.
 
     Args:
@@ -56,6 +60,9 @@ class Discrete(Denoiser):
     def estimate_with_cov(self, rng_key, y, t, state):
         mean, cov = point_mass_posterior(y, t, self.log_probs, self.support)
         return mean, cov, state, ()
+
+    def sample_posterior(self, rng_key, y, t, state):
+        return self.support[jax.random.categorical(rng_key, _logits(y, t, self.log_probs, self.support))]
 
     def sample(self, rng_key, num_samples):
         """``num_samples`` exact draws from the discrete law itself."""

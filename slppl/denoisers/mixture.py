@@ -28,8 +28,8 @@ def _eigh(covs):
     return np.clip(lam, 0.0, None), vec
 
 
-def tilted_mixture(y, t, log_w, means, lam, vec, with_cov=True):
-    """Mean (and covariance) of a tilted Gaussian mixture at ``(y, t)``; see the module docstring."""
+def tilted_components(y, t, log_w, means, lam, vec):
+    """Per-component logits, means and covariance eigenvalues of the tilted mixture."""
     c = y[None, :] - t * means  # (K, d)
     u = jnp.einsum("kji,kj->ki", vec, c)  # Uᵀc
     shrink = lam / (1.0 + t * lam)  # (K, d)
@@ -41,6 +41,12 @@ def tilted_mixture(y, t, log_w, means, lam, vec, with_cov=True):
         + 0.5 * jnp.sum(shrink * u**2, -1)
         - 0.5 * jnp.sum(jnp.log1p(t * lam), -1)
     )
+    return logits, m_k, shrink
+
+
+def tilted_mixture(y, t, log_w, means, lam, vec, with_cov=True):
+    """Mean (and covariance) of a tilted Gaussian mixture at ``(y, t)``; see the module docstring."""
+    logits, m_k, shrink = tilted_components(y, t, log_w, means, lam, vec)
     r = jax.nn.softmax(logits)
     mean = r @ m_k
     if not with_cov:
@@ -82,6 +88,13 @@ class MixtureDenoiser(Denoiser):
     def estimate_with_cov(self, rng_key, y, t, state):
         mean, cov = tilted_mixture(y, t, self.log_weights, self.means, self.eigvals, self.eigvecs)
         return mean, cov, state, ()
+
+    def sample_posterior(self, rng_key, y, t, state):
+        logits, m_k, shrink = tilted_components(y, t, self.log_weights, self.means, self.eigvals, self.eigvecs)
+        k_comp, k_noise = jax.random.split(rng_key)
+        k = jax.random.categorical(k_comp, logits)
+        z = jnp.sqrt(shrink[k]) * jax.random.normal(k_noise, (self.dim,), m_k.dtype)
+        return m_k[k] + self.eigvecs[k] @ z
 
     def log_prob(self, x):
         """Log density of the mixture itself (needs non-degenerate components)."""

@@ -1,0 +1,128 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from slppl import tweedie
+from slppl.denoisers import Discrete, Empirical, FunctionDenoiser, Gaussian, GaussianMixture
+
+KEY = jax.random.PRNGKey(0)
+
+
+def random_spd(key, d):
+    a = jax.random.normal(key, (d, d))
+    return a @ a.T / d + 0.2 * jnp.eye(d)
+
+
+def gaussian_posterior(a, cov, y, t):
+    prec = jnp.linalg.inv(cov) + t * jnp.eye(a.size)
+    post_cov = jnp.linalg.inv(prec)
+    return post_cov @ (jnp.linalg.solve(cov, a) + y), post_cov
+
+
+@pytest.mark.parametrize("t", [0.0, 0.3, 5.0, 1e4])
+def test_gaussian_matches_closed_form(t):
+    d = 4
+    a, cov = jnp.arange(d) - 1.0, random_spd(jax.random.PRNGKey(1), d)
+    y = jax.random.normal(jax.random.PRNGKey(2), (d,))
+    m, c, _, _ = Gaussian(a, cov).estimate_with_cov(KEY, y, t, ())
+    m_ref, c_ref = gaussian_posterior(a, cov, y, t)
+    np.testing.assert_allclose(m, m_ref, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(c, c_ref, rtol=1e-8, atol=1e-12)
+
+
+def make_mixture(d=3, k=3):
+    keys = jax.random.split(jax.random.PRNGKey(3), k + 1)
+    covs = jnp.stack([random_spd(kk, d) for kk in keys[:k]])
+    means = 2.0 * jax.random.normal(keys[k], (k, d))
+    return GaussianMixture(jnp.array([0.2, 0.5, 0.3])[:k], means, covs)
+
+
+def make_discrete(d=3, n=6):
+    support = jax.random.normal(jax.random.PRNGKey(4), (n, d))
+    return Discrete(support, jnp.linspace(-1.0, 1.0, n))
+
+
+@pytest.mark.parametrize("make", [make_mixture, make_discrete, lambda: Empirical(jax.random.normal(KEY, (50, 3)), 0.0 + 1e-9)])
+@pytest.mark.parametrize("t", [0.0, 0.5, 4.0])
+def test_closed_form_covariance_is_the_jacobian_of_the_mean(make, t):
+    """Tweedie's second identity: Cov(x | y_t = y) = ∂m/∂y."""
+    den = make()
+    y = 0.5 * jax.random.normal(jax.random.PRNGKey(5), (den.dim,))
+    _, cov, _, _ = den.estimate_with_cov(KEY, y, t, ())
+    jac = jax.jacfwd(lambda y_: den.estimate(KEY, y_, t, ())[0])(y)
+    floor = getattr(den, "cov_floor", 0.0)
+    np.testing.assert_allclose(cov - floor * jnp.eye(den.dim), jac, atol=1e-8)
+
+
+def test_mixture_at_t0_returns_its_mean():
+    den = make_mixture()
+    m, _, _ = den.estimate(KEY, jnp.zeros(3), 0.0, ())
+    np.testing.assert_allclose(m, jnp.exp(den.log_weights) @ den.means, atol=1e-12)
+
+
+def test_discrete_localises_on_a_support_point_at_large_t():
+    den = make_discrete()
+    x = den.support[2]
+    m, _, _ = den.estimate(KEY, 1e4 * x, 1e4, ())
+    np.testing.assert_allclose(m, x, atol=1e-8)
+
+
+def test_empirical_is_the_uniform_discrete_denoiser_with_a_floor():
+    draws = jax.random.normal(KEY, (200, 2))
+    emp, disc = Empirical(draws), Discrete(draws, jnp.zeros(200))
+    y = jnp.array([0.3, -0.2])
+    np.testing.assert_allclose(emp.estimate(KEY, y, 2.0, ())[0], disc.estimate(KEY, y, 2.0, ())[0])
+    _, cov, _, _ = emp.estimate_with_cov(KEY, 1e6 * draws[0], 1e6, ())
+    assert emp.cov_floor > 0
+    assert np.min(np.linalg.eigvalsh(cov)) >= 0.999 * emp.cov_floor
+
+
+def test_tweedie_score_matches_the_gaussian_marginal_score():
+    """∇ log p_t(y) = m − y/t with p_t = N(t·a, t·I + t²·Σ)."""
+    d, t = 3, 0.7
+    a, cov = jnp.array([1.0, -0.5, 0.2]), random_spd(jax.random.PRNGKey(6), d)
+    y = jnp.array([0.4, 0.1, -0.3])
+    log_p = lambda y_: jax.scipy.stats.multivariate_normal.logpdf(y_, t * a, t * jnp.eye(d) + t**2 * cov)
+    m, _, _ = Gaussian(a, cov).estimate(KEY, y, t, ())
+    np.testing.assert_allclose(tweedie.score_from_denoiser(m, y, t), jax.grad(log_p)(y), rtol=1e-8)
+    np.testing.assert_allclose(tweedie.denoiser_from_score(jax.grad(log_p)(y), y, t), m, rtol=1e-8)
+    den = tweedie.DenoiserFromScore(jax.grad(lambda y_, t_: jax.scipy.stats.multivariate_normal.logpdf(
+        y_, t_ * a, t_ * jnp.eye(d) + t_**2 * cov)), d)
+    np.testing.assert_allclose(den.estimate(KEY, y, t, ())[0], m, rtol=1e-8)
+
+
+def test_ou_coordinates_round_trip_and_ou_score():
+    y, t, m = jnp.array([0.3, -1.0]), 0.8, jnp.array([0.1, 0.2])
+    X, s = tweedie.sl_to_ou(y, t)
+    y2, t2 = tweedie.ou_to_sl(X, s)
+    np.testing.assert_allclose(y2, y, rtol=1e-10)
+    np.testing.assert_allclose(t2, t, rtol=1e-10)
+    score_ou = tweedie.ou_score_from_denoiser(m, X, s)
+    # The OU score is the SL score seen through y = √(t(t+1))·X.
+    np.testing.assert_allclose(score_ou, jnp.sqrt(t * (t + 1)) * tweedie.score_from_denoiser(m, y, t), rtol=1e-10)
+    np.testing.assert_allclose(tweedie.denoiser_from_ou_score(score_ou, X, s), m, rtol=1e-10)
+
+
+def test_function_denoiser_differentiates_for_its_covariance():
+    den = FunctionDenoiser(lambda y, t: y / (1.0 + t), dim=2)
+    _, cov, _, _ = den.estimate_with_cov(KEY, jnp.ones(2), 3.0, ())
+    np.testing.assert_allclose(cov, 0.25 * jnp.eye(2))
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: GaussianMixture(jnp.array([0.5, 0.5]), jnp.zeros((3, 2)), jnp.stack([jnp.eye(2)] * 3)), "weights for"),
+        (lambda: GaussianMixture(jnp.array([-1.0, 2.0]), jnp.zeros((2, 2)), jnp.stack([jnp.eye(2)] * 2)), "non-negative"),
+        (lambda: GaussianMixture(jnp.ones(2), jnp.zeros((2, 2)), jnp.stack([jnp.eye(3)] * 2)), "covs must have shape"),
+        (lambda: Gaussian(jnp.zeros(2), jnp.array([[1.0, 2.0], [0.0, 1.0]])), "symmetric"),
+        (lambda: Gaussian(jnp.zeros(2), -jnp.eye(2)), "positive semi-definite"),
+        (lambda: Gaussian(jnp.array([0.0, jnp.nan]), jnp.eye(2)), "NaN"),
+        (lambda: Discrete(jnp.zeros((3, 2)), jnp.zeros(2)), "log_probs must have shape"),
+        (lambda: Empirical(jnp.zeros((1, 2))), "at least two"),
+    ],
+)
+def test_bad_denoiser_input_is_rejected(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
