@@ -18,10 +18,10 @@ demo: $(STAMP)
 
 # CI's selection: everything but the tests marked slow.
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q --doctest-modules slppl tests
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --doctest-modules slppl tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/acceptance.py

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .trajectory import FINALS, sample_trajectory
@@ -101,13 +102,15 @@ def build_kernel(denoiser, times, integrator, correction="mh", final="gaussian",
         1.0
     """
     check_combination(denoiser, integrator, correction, final)
-    times = jnp.asarray(times)
+    # numpy, not jnp: this may run while NumPyro traces `sample`, and a jnp constant made under
+    # one trace would leak into the next.
+    times = np.asarray(times)
 
     def kernel(state, potential_fn):
         flat, unravel = ravel_pytree(state.z)
         key, key_traj, key_accept = jax.random.split(state.rng_key, 3)
         traj = sample_trajectory(
-            key_traj, denoiser, times.astype(flat.dtype), integrator, state.denoiser_state,
+            key_traj, denoiser, jnp.asarray(times, flat.dtype), integrator, state.denoiser_state,
             final, cov_floor, dim=flat.shape[0],
         )
         z_new = unravel(traj.x.astype(flat.dtype))

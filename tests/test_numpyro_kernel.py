@@ -45,6 +45,7 @@ def test_every_chain_method_samples_the_bimodal_target(chain_method):
     kernel = SL(bimodal_model, denoiser=bimodal_denoiser(), num_steps=25)
     mcmc = MCMC(kernel, num_warmup=50, num_samples=500, num_chains=2, chain_method=chain_method, progress_bar=False)
     mcmc.run(jax.random.PRNGKey(0))
+    mcmc.run(jax.random.PRNGKey(1))  # a second run reuses the compiled sampler
     x = mcmc.get_samples(group_by_chain=True)["x"]
     assert x.shape == (2, 500, D)
     f = np.asarray(x.mean(-1) > 0, dtype=float)
