@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import Z, assert_within_mcse
 from numpyro.diagnostics import effective_sample_size
 
@@ -81,16 +82,17 @@ def test_mh_correction_removes_the_bias_of_a_wrong_denoiser():
     assert not bool(div.any())
 
 
-def test_mh_chain_matches_the_bimodal_target_in_d10(bimodal):
-    den = bimodal(10)
+@pytest.mark.parametrize("d, seed", [(10, 5), pytest.param(100, 7, marks=pytest.mark.slow)])
+def test_mh_chain_matches_the_bimodal_target(bimodal, d, seed):
+    den = bimodal(d)
     U = lambda x: -den.log_prob(x)
     step = core.build_kernel(den, TIMES, SecondOrder())
-    keys = jax.random.split(jax.random.PRNGKey(5), 4)
-    init = jax.vmap(lambda k: core.init(jnp.zeros(10), U, k, den))(keys)
+    keys = jax.random.split(jax.random.PRNGKey(seed), 4)
+    init = jax.vmap(lambda k: core.init(jnp.zeros(d), U, k, den))(keys)
     z, acc, _ = jax.vmap(lambda s: run_chains(lambda s_: step(s_, U), s, 1000))(init)
     f = np.asarray(z.mean(-1) > 0, dtype=float)[:, 10:]
     ess = float(effective_sample_size(f[..., None])[0])
-    assert_within_mcse(f.mean(), 0.7, np.sqrt(0.21 / ess), what="mode weight under MH")
+    assert_within_mcse(f.mean(), 0.7, np.sqrt(0.21 / ess), what=f"mode weight under MH, d = {d}")
     assert float(acc[:, 10:].mean()) > 0.9
 
 
@@ -102,3 +104,4 @@ def test_mixture_posterior_draws_have_the_closed_form_moments():
     x = jax.vmap(lambda k: den.sample_posterior(k, y, t, ()))(keys)
     m, cov, _, _ = den.estimate_with_cov(None, y, t, ())
     assert_within_mcse(x.mean(0), m, jnp.sqrt(jnp.diag(cov) / n), what="posterior mean")
+
