@@ -16,9 +16,11 @@ from . import kernel as core
 from .denoisers.base import Denoiser, check_dim
 from .integrators import Integrator, SecondOrder
 from .layout import discrete_latent_sites
-from .time_grids import UniformOU
+from .time_grids import Explicit, UniformOU
 
 __all__ = ["SL"]
+
+DEFAULT_NUM_STEPS = 50
 
 
 class SL(MCMCKernel):
@@ -37,7 +39,8 @@ class SL(MCMCKernel):
             ``potential_fn``).
         potential_fn: ``U(z) = −log μ(z)`` on any pytree ``z`` (then ``init_params`` is required).
         denoiser: a :class:`~slppl.denoisers.Denoiser` for the flat unconstrained vector.
-        num_steps: number of SL steps per proposal.
+        num_steps: number of SL steps per proposal (default 50, or the length of an
+            :class:`~slppl.time_grids.Explicit` grid).
         grid: a time grid (:mod:`slppl.time_grids`), default ``UniformOU(1e-3, 1e4)`` (unit-scale targets).
         integrator: default :class:`~slppl.integrators.SecondOrder`.
         correction: ``"mh"`` (exact, default) or ``None`` (raw SL draws, approximate).
@@ -68,7 +71,7 @@ class SL(MCMCKernel):
         potential_fn=None,
         *,
         denoiser,
-        num_steps=50,
+        num_steps=None,
         grid=None,
         integrator=None,
         correction="mh",
@@ -89,6 +92,8 @@ class SL(MCMCKernel):
         self._potential_fn = potential_fn
         self.denoiser = denoiser
         self.grid = UniformOU() if grid is None else grid
+        if num_steps is None and not isinstance(self.grid, Explicit):
+            num_steps = DEFAULT_NUM_STEPS
         self.times = self.grid.times(num_steps)
         self.num_steps = int(self.times.size - 1)
         self.integrator = integrator
