@@ -48,6 +48,7 @@ def timed_run(kernel, args, seed):
                 chain_method=args.chain_method, progress_bar=args.progress_bar)
     start = time.perf_counter()
     mcmc.run(jax.random.PRNGKey(seed), extra_fields=("accept_prob",))
+    jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously
     first = time.perf_counter() - start
     start = time.perf_counter()
     mcmc.run(jax.random.PRNGKey(seed + 1), extra_fields=("accept_prob",))
