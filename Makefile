@@ -26,6 +26,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/acceptance.py
 	$(PY) benchmarks/bimodal_vs_nuts.py
+	$(PY) benchmarks/german_credit.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -7,7 +7,7 @@ Example:
 
 from . import denoisers, integrators, time_grids
 from .kernel import SLState
-from .layout import site_layout
+from .layout import flat_potential, site_layout
 from .numpyro_adapter import SL
 from .trajectory import sample, sample_trajectory
 from .tweedie import denoiser_from_score, score_from_denoiser
@@ -18,6 +18,7 @@ __all__ = [
     "SL",
     "SLState",
     "site_layout",
+    "flat_potential",
     "sample",
     "sample_trajectory",
     "denoisers",

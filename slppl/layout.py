@@ -8,7 +8,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro import handlers
 from numpyro.infer.util import initialize_model
 
-__all__ = ["Site", "Layout", "site_layout", "discrete_latent_sites"]
+__all__ = ["Site", "Layout", "site_layout", "flat_potential", "discrete_latent_sites"]
 
 
 class Site(NamedTuple):
@@ -53,6 +53,42 @@ def discrete_latent_sites(model, model_args=(), model_kwargs=None, rng_key=None)
     ]
 
 
+def _initialize(model, model_args, model_kwargs, rng_key):
+    rng_key = jax.random.PRNGKey(0) if rng_key is None else rng_key
+    return initialize_model(rng_key, model, model_args=model_args, model_kwargs=model_kwargs)
+
+
+def flat_potential(model, *model_args, rng_key=None, **model_kwargs):
+    """The model's potential on the flat unconstrained vector the denoiser sees.
+
+    Returns ``(potential_fn, init_position, layout)``: ``potential_fn(x) = U(unravel(x))``, a
+    valid initial point from NumPyro's default init strategy, and the :func:`site_layout`. Use it
+    to build a denoiser from the model, e.g. ``laplace(*flat_potential(model, data)[:2])``.
+
+    Example:
+        >>> import numpyro, numpyro.distributions as dist
+        >>> def model():
+        ...     numpyro.sample("x", dist.Normal(0.0, 1.0).expand([2]))
+        >>> U, x0, layout = flat_potential(model)
+        >>> x0.shape, layout.dim
+        ((2,), 2)
+    """
+    info = _initialize(model, model_args, model_kwargs, rng_key)
+    layout = _layout(info.param_info.z)
+    return (lambda x: info.potential_fn(layout.unravel(x))), layout.ravel(info.param_info.z), layout
+
+
+def _layout(z):
+    _, unravel = ravel_pytree(z)
+    sites, start = [], 0
+    for name in sorted(z):
+        shape = tuple(np.shape(z[name]))
+        size = int(np.prod(shape, dtype=int))
+        sites.append(Site(name, shape, slice(start, start + size)))
+        start += size
+    return Layout(sites, unravel)
+
+
 def site_layout(model, *model_args, rng_key=None, **model_kwargs):
     """The layout of the flat unconstrained vector that an SL denoiser acts on.
 
@@ -70,14 +106,4 @@ def site_layout(model, *model_args, rng_key=None, **model_kwargs):
         >>> [(s.name, s.shape, s.slice.start, s.slice.stop) for s in layout]
         [('beta', (3,), 0, 3), ('sigma', (), 3, 4)]
     """
-    rng_key = jax.random.PRNGKey(0) if rng_key is None else rng_key
-    info = initialize_model(rng_key, model, model_args=model_args, model_kwargs=model_kwargs)
-    z = info.param_info.z
-    _, unravel = ravel_pytree(z)
-    sites, start = [], 0
-    for name in sorted(z):
-        shape = tuple(np.shape(z[name]))
-        size = int(np.prod(shape, dtype=int))
-        sites.append(Site(name, shape, slice(start, start + size)))
-        start += size
-    return Layout(sites, unravel)
+    return _layout(_initialize(model, model_args, model_kwargs, rng_key).param_info.z)

@@ -126,3 +126,39 @@ def test_function_denoiser_differentiates_for_its_covariance():
 def test_bad_denoiser_input_is_rejected(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_laplace_recovers_a_gaussian_potential_exactly():
+    from slppl.denoisers import laplace
+
+    a, cov = jnp.array([1.0, -2.0, 0.5]), random_spd(jax.random.PRNGKey(7), 3)
+    prec = jnp.linalg.inv(cov)
+    den = laplace(lambda x: 0.5 * (x - a) @ prec @ (x - a), jnp.zeros(3))
+    m, c, _, _ = den.estimate_with_cov(KEY, jnp.zeros(3), 0.0, ())
+    np.testing.assert_allclose(m, a, atol=1e-6)
+    np.testing.assert_allclose(c, cov, atol=1e-6)
+
+
+def test_laplace_refuses_a_potential_without_a_positive_definite_hessian():
+    from slppl.denoisers import laplace
+
+    saddle = lambda x: 0.5 * x[0] ** 2 - 0.5 * x[1] ** 2 + 0.01 * x[1] ** 4  # BFGS from x1 = 0 stays on it
+    with pytest.raises(ValueError, match="not positive definite"):
+        laplace(saddle, jnp.array([1.0, 0.0]))
+
+
+def test_flat_potential_matches_the_model_density():
+    import numpyro
+    import numpyro.distributions as dist
+
+    from slppl import flat_potential
+
+    def model():
+        numpyro.sample("b", dist.Normal(1.0, 2.0).expand([2]))
+        numpyro.sample("a", dist.Normal(0.0, 1.0))
+
+    U, x0, layout = flat_potential(model)
+    assert [s.name for s in layout] == ["a", "b"] and x0.shape == (3,)
+    x = jnp.array([0.3, -1.0, 2.0])
+    expected = -(dist.Normal(0.0, 1.0).log_prob(0.3) + dist.Normal(1.0, 2.0).log_prob(jnp.array([-1.0, 2.0])).sum())
+    np.testing.assert_allclose(U(x), expected, rtol=1e-10)

@@ -7,11 +7,23 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_bimodal_demo_runs_and_writes_its_report(tmp_path):
-    cmd = [sys.executable, os.path.join(ROOT, "examples", "bimodal_gmm.py"), "--num-warmup", "50",
-           "--num-samples", "200", "--num-steps", "10", "--out", str(tmp_path), "--no-progress-bar"]
+def run_example(name, *args):
+    cmd = [sys.executable, os.path.join(ROOT, "examples", name), *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def test_bimodal_demo_runs_and_writes_its_report(tmp_path):
+    out = run_example("bimodal_gmm.py", "--num-warmup", "50", "--num-samples", "200", "--num-steps", "10",
+                      "--out", str(tmp_path), "--no-progress-bar")
     assert "heavy-mode weight" in out.stdout and "SL / NUTS" in out.stdout
     assert (tmp_path / "bimodal_gmm.png").stat().st_size > 10_000
     assert "NUTS" in (tmp_path / "bimodal_gmm.md").read_text()
+
+
+def test_german_credit_example_runs(tmp_path):
+    out = run_example("german_credit.py", "--num-warmup", "50", "--num-samples", "100", "--num-chains", "2",
+                      "--out", str(tmp_path))
+    assert "SL-Laplace, 5 steps" in out.stdout
+    assert (tmp_path / "german_credit.md").exists()

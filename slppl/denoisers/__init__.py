@@ -9,5 +9,6 @@ from .discrete import Discrete
 from .empirical import Empirical
 from .gaussian import Gaussian
 from .gaussian_mixture import GaussianMixture
+from .laplace import laplace
 
-__all__ = ["Denoiser", "FunctionDenoiser", "Gaussian", "GaussianMixture", "Discrete", "Empirical"]
+__all__ = ["Denoiser", "FunctionDenoiser", "Gaussian", "GaussianMixture", "Discrete", "Empirical", "laplace"]
