@@ -89,7 +89,7 @@ def sample_trajectory(
     dim = denoiser.dim if dim is None else dim
     times = jnp.asarray(times, dtype=jnp.result_type(float))
     num_steps = times.shape[0] - 1
-    keys = jax.random.split(rng_key, 2 * num_steps + 2).reshape(num_steps + 1, 2, -1)
+    keys = jax.random.split(rng_key, (num_steps + 1, 2))
     needs_cov = integrator.needs_cov
 
     def advance(step_fn, carry, t, t_next, key_pair):

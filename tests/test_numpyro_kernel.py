@@ -129,7 +129,7 @@ def test_potential_fn_interface():
     U = lambda z: 0.5 * jnp.sum((z - 1.0) ** 2)
     kernel = SL(potential_fn=U, denoiser=Gaussian(jnp.zeros(2), 2.0 * jnp.eye(2)), num_steps=10)
     mcmc = MCMC(kernel, num_warmup=20, num_samples=1000, progress_bar=False)
-    mcmc.run(jax.random.PRNGKey(5), init_params=jnp.zeros(2))
+    mcmc.run(jax.random.key(5), init_params=jnp.zeros(2))  # new-style typed keys work too
     z = np.asarray(mcmc.get_samples())
     ess = np.asarray(effective_sample_size(z[None]))
     assert_within_mcse(z.mean(0), np.ones(2), 1 / np.sqrt(ess), what="mean")
