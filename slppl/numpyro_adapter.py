@@ -105,6 +105,8 @@ class SL(MCMCKernel):
         self._potential_fn_gen = None
         self._postprocess_fn = None
         self._num_warmup = None
+        # NumPyro re-runs `init` while this is None (e.g. after unpickling).
+        self._sample_fn = None
         # One compiled sampler per kernel object, so repeated `run`s on new data of the same shape
         # (jit_model_args=True) reuse it instead of recompiling.
         self._sample_fns = {}
@@ -149,6 +151,7 @@ class SL(MCMCKernel):
         one = jax.tree_util.tree_map(lambda a: a[0], init_params) if vectorized else init_params
         check_dim(self.denoiser, ravel_pytree(one)[0].shape[0])
         self._num_warmup = int(num_warmup)
+        self._sample_fn = self._sampler_for(vectorized)
         potential_fn = self._get_potential_fn(model_args, model_kwargs)
 
         def init_one(z, key):
@@ -163,7 +166,7 @@ class SL(MCMCKernel):
             return self._potential_fn_gen(*model_args, **model_kwargs)
         return self._potential_fn
 
-    def _sample_fn(self, vectorized):
+    def _sampler_for(self, vectorized):
         key = (self._num_warmup, vectorized)
         if key not in self._sample_fns:
             step = core.build_kernel(
@@ -180,7 +183,7 @@ class SL(MCMCKernel):
     def sample(self, state, model_args, model_kwargs):
         if self._num_warmup is None:
             raise RuntimeError("`init` must be called before `sample`")
-        return self._sample_fn(jnp.ndim(state.i) > 0)(state, model_args, model_kwargs)
+        return self._sampler_for(jnp.ndim(state.i) > 0)(state, model_args, model_kwargs)
 
     def postprocess_fn(self, model_args, model_kwargs):
         if self._postprocess_fn is None:
@@ -190,4 +193,5 @@ class SL(MCMCKernel):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_sample_fns"] = {}
+        state["_sample_fn"] = None
         return state
