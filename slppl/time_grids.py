@@ -48,9 +48,20 @@ def _check_range(t_min, t_max):
 
 
 def _check_steps(num_steps):
-    if int(num_steps) != num_steps or num_steps < 1:
+    if num_steps is None or int(num_steps) != num_steps or num_steps < 1:
         raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
     return int(num_steps)
+
+
+def _ranged(t_min, t_max, num_steps, spacing):
+    """``[0, t_1 = t_min, …, t_K = t_max]`` with ``spacing(n)`` giving the n positive times."""
+    _check_range(t_min, t_max)
+    n = _check_steps(num_steps)
+    if n == 1:
+        return validate_times([0.0, t_max])
+    t = np.asarray(spacing(n), dtype=np.float64)
+    t[0], t[-1] = t_min, t_max  # exact endpoints whatever the round-off of the spacing
+    return validate_times(np.concatenate([[0.0], t]))
 
 
 class Geometric(NamedTuple):
@@ -67,11 +78,7 @@ class Geometric(NamedTuple):
     t_max: float = 1e4
 
     def times(self, num_steps):
-        _check_range(self.t_min, self.t_max)
-        n = _check_steps(num_steps)
-        if n == 1:
-            return validate_times([0.0, self.t_max])
-        return validate_times(np.concatenate([[0.0], np.geomspace(self.t_min, self.t_max, n)]))
+        return _ranged(self.t_min, self.t_max, num_steps, lambda n: np.geomspace(self.t_min, self.t_max, n))
 
 
 LogSNR = Geometric
@@ -93,14 +100,11 @@ class UniformOU(NamedTuple):
     t_max: float = 1e4
 
     def times(self, num_steps):
-        _check_range(self.t_min, self.t_max)
-        n = _check_steps(num_steps)
-        if n == 1:
-            return validate_times([0.0, self.t_max])
-        s = np.linspace(0.5 * np.log1p(1 / self.t_min), 0.5 * np.log1p(1 / self.t_max), n)
-        t = 1.0 / np.expm1(2.0 * s)
-        t[0], t[-1] = self.t_min, self.t_max
-        return validate_times(np.concatenate([[0.0], t]))
+        def spacing(n):
+            s = np.linspace(0.5 * np.log1p(1 / self.t_min), 0.5 * np.log1p(1 / self.t_max), n)
+            return 1.0 / np.expm1(2.0 * s)
+
+        return _ranged(self.t_min, self.t_max, num_steps, spacing)
 
 
 class Karras(NamedTuple):
@@ -119,16 +123,12 @@ class Karras(NamedTuple):
     rho: float = 7.0
 
     def times(self, num_steps):
-        _check_range(self.t_min, self.t_max)
-        n = _check_steps(num_steps)
-        if n == 1:
-            return validate_times([0.0, self.t_max])
-        s_max, s_min = self.t_min**-0.5, self.t_max**-0.5
-        u = np.linspace(0.0, 1.0, n)
-        sigma = (s_max ** (1 / self.rho) + u * (s_min ** (1 / self.rho) - s_max ** (1 / self.rho))) ** self.rho
-        t = sigma**-2.0
-        t[0], t[-1] = self.t_min, self.t_max
-        return validate_times(np.concatenate([[0.0], t]))
+        def spacing(n):
+            lo, hi = self.t_max ** (-0.5 / self.rho), self.t_min ** (-0.5 / self.rho)  # σ^{1/ρ} range
+            sigma = np.linspace(hi, lo, n) ** self.rho
+            return sigma**-2.0
+
+        return _ranged(self.t_min, self.t_max, num_steps, spacing)
 
 
 class Explicit(NamedTuple):

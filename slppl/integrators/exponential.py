@@ -3,6 +3,7 @@
 import jax.numpy as jnp
 
 from .base import Integrator, isotropic_move
+from .euler import EulerMaruyama
 
 
 class OUExponential(Integrator):
@@ -25,9 +26,7 @@ class OUExponential(Integrator):
     order = 1
     needs_cov = False
 
-    def first_step(self, rng_key, y, t, t_next, m, cov):
-        h = t_next - t
-        return isotropic_move(rng_key, y + h * m, h)
+    first_step = EulerMaruyama.step
 
     def step(self, rng_key, y, t, t_next, m, cov):
         c = jnp.sqrt(t * (t + 1.0))
