@@ -104,12 +104,10 @@ class SL(MCMCKernel):
         core.check_combination(denoiser, integrator, correction, final)
         self._potential_fn_gen = None
         self._postprocess_fn = None
-        self._num_warmup = None
-        # NumPyro re-runs `init` while this is None (e.g. after unpickling).
+        # NumPyro re-runs `init` while this is None (e.g. after unpickling). It caches its compiled
+        # loop by this kernel object, so later `run`s on new data of the same shape reuse it as long
+        # as `sample` reads the potential from its arguments and `init` keeps the state's types.
         self._sample_fn = None
-        # One compiled sampler per kernel object, so repeated `run`s on new data of the same shape
-        # (jit_model_args=True) reuse it instead of recompiling.
-        self._sample_fns = {}
 
     @property
     def model(self):
@@ -150,8 +148,7 @@ class SL(MCMCKernel):
 
         one = jax.tree_util.tree_map(lambda a: a[0], init_params) if vectorized else init_params
         check_dim(self.denoiser, ravel_pytree(one)[0].shape[0])
-        self._num_warmup = int(num_warmup)
-        self._sample_fn = self._sampler_for(vectorized)
+        self._sample_fn = self._build_sampler(int(num_warmup), vectorized)
         potential_fn = self._get_potential_fn(model_args, model_kwargs)
 
         def init_one(z, key):
@@ -166,24 +163,20 @@ class SL(MCMCKernel):
             return self._potential_fn_gen(*model_args, **model_kwargs)
         return self._potential_fn
 
-    def _sampler_for(self, vectorized):
-        key = (self._num_warmup, vectorized)
-        if key not in self._sample_fns:
-            step = core.build_kernel(
-                self.denoiser, self.times, self.integrator, self.correction, self.final,
-                self.cov_floor, self._num_warmup,
-            )
+    def _build_sampler(self, num_warmup, vectorized):
+        step = core.build_kernel(
+            self.denoiser, self.times, self.integrator, self.correction, self.final, self.cov_floor, num_warmup
+        )
 
-            def sample(state, model_args, model_kwargs):
-                return step(state, self._get_potential_fn(model_args, model_kwargs))
+        def sample(state, model_args, model_kwargs):
+            return step(state, self._get_potential_fn(model_args, model_kwargs))
 
-            self._sample_fns[key] = jax.vmap(sample, in_axes=(0, None, None)) if vectorized else sample
-        return self._sample_fns[key]
+        return jax.vmap(sample, in_axes=(0, None, None)) if vectorized else sample
 
     def sample(self, state, model_args, model_kwargs):
-        if self._num_warmup is None:
+        if self._sample_fn is None:
             raise RuntimeError("`init` must be called before `sample`")
-        return self._sampler_for(jnp.ndim(state.i) > 0)(state, model_args, model_kwargs)
+        return self._sample_fn(state, model_args, model_kwargs)
 
     def postprocess_fn(self, model_args, model_kwargs):
         if self._postprocess_fn is None:
@@ -192,6 +185,5 @@ class SL(MCMCKernel):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_sample_fns"] = {}
         state["_sample_fn"] = None
         return state
