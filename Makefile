@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/acceptance.py
 	$(PY) benchmarks/bimodal_vs_nuts.py
 	$(PY) benchmarks/german_credit.py
+	$(PY) benchmarks/fab40.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
