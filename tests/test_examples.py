@@ -27,3 +27,13 @@ def test_german_credit_example_runs(tmp_path):
                       "--out", str(tmp_path))
     assert "SL-Laplace, 5 steps" in out.stdout
     assert (tmp_path / "german_credit.md").exists()
+
+
+def test_readme_usage_example_runs(tmp_path):
+    text = open(os.path.join(ROOT, "README.md")).read()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "readme_example.py"
+    script.write_text(code + "\nassert draws['x'].shape == (8000, 10)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "r_hat" in out.stdout
