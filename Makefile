@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bimodal_vs_nuts.py
 	$(PY) benchmarks/german_credit.py
 	$(PY) benchmarks/fab40.py
+	$(PY) benchmarks/repeated_runs.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
