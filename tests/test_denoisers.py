@@ -43,7 +43,7 @@ def make_discrete(d=3, n=6):
     return Discrete(support, jnp.linspace(-1.0, 1.0, n))
 
 
-@pytest.mark.parametrize("make", [make_mixture, make_discrete, lambda: Empirical(jax.random.normal(KEY, (50, 3)), 0.0 + 1e-9)])
+@pytest.mark.parametrize("make", [make_mixture, make_discrete, lambda: Empirical(jax.random.normal(KEY, (50, 3)), 0.3)])
 @pytest.mark.parametrize("t", [0.0, 0.5, 4.0])
 def test_closed_form_covariance_is_the_jacobian_of_the_mean(make, t):
     """Tweedie's second identity: Cov(x | y_t = y) = ∂m/∂y."""
@@ -51,8 +51,7 @@ def test_closed_form_covariance_is_the_jacobian_of_the_mean(make, t):
     y = 0.5 * jax.random.normal(jax.random.PRNGKey(5), (den.dim,))
     _, cov, _, _ = den.estimate_with_cov(KEY, y, t, ())
     jac = jax.jacfwd(lambda y_: den.estimate(KEY, y_, t, ())[0])(y)
-    floor = getattr(den, "cov_floor", 0.0)
-    np.testing.assert_allclose(cov - floor * jnp.eye(den.dim), jac, atol=1e-8)
+    np.testing.assert_allclose(cov, jac, atol=1e-8)
 
 
 def test_mixture_at_t0_returns_its_mean():
@@ -68,14 +67,17 @@ def test_discrete_localises_on_a_support_point_at_large_t():
     np.testing.assert_allclose(m, x, atol=1e-8)
 
 
-def test_empirical_is_the_uniform_discrete_denoiser_with_a_floor():
+def test_empirical_is_the_kde_mixture_and_tends_to_the_discrete_denoiser():
     draws = jax.random.normal(KEY, (200, 2))
-    emp, disc = Empirical(draws), Discrete(draws, jnp.zeros(200))
-    y = jnp.array([0.3, -0.2])
-    np.testing.assert_allclose(emp.estimate(KEY, y, 2.0, ())[0], disc.estimate(KEY, y, 2.0, ())[0])
-    _, cov, _, _ = emp.estimate_with_cov(KEY, 1e6 * draws[0], 1e6, ())
-    assert emp.cov_floor > 0
-    assert np.min(np.linalg.eigvalsh(cov)) >= 0.999 * emp.cov_floor
+    y, t, h = jnp.array([0.3, -0.2]), 2.0, 0.4
+    emp = Empirical(draws, bandwidth=h)
+    kde = GaussianMixture(jnp.ones(200), draws, jnp.stack([h**2 * jnp.eye(2)] * 200))
+    for a, b in zip(emp.estimate_with_cov(KEY, y, t, ())[:2], kde.estimate_with_cov(KEY, y, t, ())[:2]):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+    np.testing.assert_allclose(emp.log_prob(y), kde.log_prob(y), rtol=1e-10)
+    tiny = Empirical(draws, bandwidth=1e-6)
+    np.testing.assert_allclose(tiny.estimate(KEY, y, t, ())[0], Discrete(draws, jnp.zeros(200)).estimate(KEY, y, t, ())[0], atol=1e-8)
+    assert Empirical(draws).bandwidth > 0  # Silverman's rule by default
 
 
 def test_tweedie_score_matches_the_gaussian_marginal_score():
@@ -121,6 +123,7 @@ def test_function_denoiser_differentiates_for_its_covariance():
         (lambda: Gaussian(jnp.array([0.0, jnp.nan]), jnp.eye(2)), "NaN"),
         (lambda: Discrete(jnp.zeros((3, 2)), jnp.zeros(2)), "log_probs must have shape"),
         (lambda: Empirical(jnp.zeros((1, 2))), "at least two"),
+        (lambda: Empirical(jnp.zeros((5, 2)), bandwidth=0.0), "bandwidth must be positive"),
     ],
 )
 def test_bad_denoiser_input_is_rejected(build, message):
