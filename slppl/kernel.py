@@ -162,6 +162,11 @@ def check_combination(denoiser, integrator, correction, final):
             f"correction='mh' needs a final draw with a density; final={final!r} is deterministic. "
             "Use final='gaussian' or correction=None."
         )
+    if not denoiser.has_density:
+        raise ValueError(
+            f"{type(denoiser).__name__} describes a measure on finitely many points, which has no density "
+            "and cannot propose for the exact kernel; use Empirical(samples) (smoothed) or correction=None"
+        )
     if not integrator.supports_correction:
         raise ValueError(f"{integrator!r} has no tractable proposal density; use correction=None")
     if not integrator.stochastic and not denoiser.deterministic:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import Z, assert_within_mcse
 
-from slppl.denoisers import Gaussian
+from slppl.denoisers import Discrete, Gaussian
 from slppl.denoisers.base import FunctionDenoiser
 from slppl.integrators import EulerMaruyama, OUExponential, ProbabilityFlowODE, SecondOrder
 from slppl.kernel import check_combination
@@ -88,6 +88,9 @@ def test_combinations_without_an_exact_correction_are_rejected():
         check_combination(den, ProbabilityFlowODE(), "mh", "gaussian")
     check_combination(den, SecondOrder(), "mh", "gaussian")  # a stochastic step is fine
     check_combination(den, ProbabilityFlowODE(), None, "gaussian")  # raw draws are fine
+    with pytest.raises(ValueError, match="no density"):
+        check_combination(Discrete(jnp.zeros((2, 2)), jnp.zeros(2)), SecondOrder(), "mh", "gaussian")
+    check_combination(Discrete(jnp.zeros((2, 2)), jnp.zeros(2)), SecondOrder(), None, "sample")
     with pytest.raises(ValueError, match="final='gaussian'"):
         check_combination(Gaussian(A, COV), SecondOrder(), "mh", "mean")
     with pytest.raises(ValueError, match="correction must be"):

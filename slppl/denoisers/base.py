@@ -29,11 +29,14 @@ class Denoiser:
             change of variables needs a deterministic drift.
         closed_form_cov: ``True`` when ``estimate_with_cov`` costs one evaluation rather than
             ``dim`` Jacobian–vector products (used only for cost accounting).
+        has_density: ``False`` for a measure without a density on R^d (finite support), which
+            cannot be a proposal for the exact kernel on a continuous target.
     """
 
     dim = None
     deterministic = True
     closed_form_cov = False
+    has_density = True
 
     def init(self, position):
         """Initial denoiser state for a flat position of length ``dim`` (analytic: ``()``)."""

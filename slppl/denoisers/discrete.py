@@ -42,6 +42,7 @@ class Discrete(Denoiser):
     """
 
     closed_form_cov = True
+    has_density = False
 
     def __init__(self, support, log_probs):
         support = as_array(support, "support", 2)
