@@ -46,7 +46,9 @@ class SL(MCMCKernel):
         correction: ``"mh"`` (exact, default) or ``None`` (raw SL draws, approximate).
         final: ``"gaussian"`` (default), ``"mean"`` or ``"sample"`` (the last two for raw draws
             only; see :func:`slppl.sample_trajectory`).
-        cov_floor: added to ``Cov(x | y_K)`` in the final Gaussian draw.
+        cov_floor: added to ``Cov(x | y_K)`` in the final Gaussian draw, for a covariance that is
+            numerically singular. Keep it well below ``1/t_K``: the path has located x to about
+            that precision, and a wider final draw makes the exact weights collapse.
         init_strategy: NumPyro init strategy (the first finite proposal replaces it anyway).
 
     Example:
