@@ -19,7 +19,8 @@ def side_by_side(idatas, var_names=None, columns=COLUMNS):
 
     Example:
         >>> import numpy as np, arviz as az
-        >>> a = az.from_dict(posterior={"x": np.random.default_rng(0).normal(size=(2, 100))})
+        >>> draws = {"x": np.random.default_rng(0).normal(size=(2, 100))}
+        >>> a = az.from_dict(draws) if az.__version__.startswith("0.") else az.from_dict({"posterior": draws})
         >>> side_by_side({"A": a, "B": a}).columns.get_level_values(0).unique().tolist()
         ['A', 'B']
     """
@@ -32,7 +33,8 @@ def ess_per_second(idata, seconds, var_names=None):
 
     Example:
         >>> import numpy as np, arviz as az
-        >>> a = az.from_dict(posterior={"x": np.random.default_rng(0).normal(size=(4, 500))})
+        >>> draws = {"x": np.random.default_rng(0).normal(size=(4, 500))}
+        >>> a = az.from_dict(draws) if az.__version__.startswith("0.") else az.from_dict({"posterior": draws})
         >>> ess_per_second(a, 2.0) > 500
         True
     """
