@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from .base import Denoiser, as_array
+from .mixture import mixture_moments
 
 
 def _logits(y, t, log_probs, support):
@@ -15,12 +16,8 @@ def point_mass_posterior(y, t, log_probs, support, with_cov=True):
 
     Responsibilities are ``∝ p_j exp(<y, x_j> − t|x_j|²/2)``.
     """
-    r = jax.nn.softmax(_logits(y, t, log_probs, support))
-    mean = r @ support
-    if not with_cov:
-        return mean, None
-    dev = support - mean
-    return mean, (dev * r[:, None]).T @ dev
+    _, mean, cov = mixture_moments(_logits(y, t, log_probs, support), support, with_cov)
+    return mean, cov
 
 
 class Discrete(Denoiser):

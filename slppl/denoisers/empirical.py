@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from .base import Denoiser, as_array
+from .mixture import mixture_moments
 
 
 def kde_posterior(y, t, samples, h2):
@@ -58,15 +59,12 @@ class Empirical(Denoiser):
 
     def estimate(self, rng_key, y, t, state):
         logits, m_i, _ = kde_posterior(y, t, self.samples, self.bandwidth**2)
-        return jax.nn.softmax(logits) @ m_i, state, ()
+        return mixture_moments(logits, m_i, False)[1], state, ()
 
     def estimate_with_cov(self, rng_key, y, t, state):
         logits, m_i, shrink = kde_posterior(y, t, self.samples, self.bandwidth**2)
-        r = jax.nn.softmax(logits)
-        mean = r @ m_i
-        dev = m_i - mean
-        cov = (dev * r[:, None]).T @ dev + shrink * jnp.eye(self.dim, dtype=dev.dtype)
-        return mean, cov, state, ()
+        _, mean, between = mixture_moments(logits, m_i)
+        return mean, between + shrink * jnp.eye(self.dim, dtype=mean.dtype), state, ()
 
     def sample_posterior(self, rng_key, y, t, state):
         logits, m_i, shrink = kde_posterior(y, t, self.samples, self.bandwidth**2)

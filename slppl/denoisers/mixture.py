@@ -44,16 +44,26 @@ def tilted_components(y, t, log_w, means, lam, vec):
     return logits, m_k, shrink
 
 
+def mixture_moments(logits, means, with_cov=True):
+    """Weights ``softmax(logits)``, the mixture mean and the between-component covariance.
+
+    The total covariance of a mixture is this plus the weighted within-component covariances.
+    """
+    r = jax.nn.softmax(logits)
+    mean = r @ means
+    if not with_cov:
+        return r, mean, None
+    dev = means - mean
+    return r, mean, (dev * r[:, None]).T @ dev
+
+
 def tilted_mixture(y, t, log_w, means, lam, vec, with_cov=True):
     """Mean (and covariance) of a tilted Gaussian mixture at ``(y, t)``; see the module docstring."""
     logits, m_k, shrink = tilted_components(y, t, log_w, means, lam, vec)
-    r = jax.nn.softmax(logits)
-    mean = r @ m_k
+    r, mean, between = mixture_moments(logits, m_k, with_cov)
     if not with_cov:
         return mean, None
-    dev = m_k - mean
-    within = jnp.einsum("k,kij,kj,klj->il", r, vec, shrink, vec)
-    cov = within + jnp.einsum("k,ki,kj->ij", r, dev, dev)
+    cov = jnp.einsum("k,kij,kj,klj->il", r, vec, shrink, vec) + between
     return mean, 0.5 * (cov + cov.T)
 
 
