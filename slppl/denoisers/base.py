@@ -27,15 +27,12 @@ class Denoiser:
         dim: dimension of x (``None`` when unknown until ``init``).
         deterministic: ``True`` when ``estimate`` ignores its key; the probability-flow ODE's
             change of variables needs a deterministic drift.
-        closed_form_cov: ``True`` when ``estimate_with_cov`` costs one evaluation rather than
-            ``dim`` Jacobian–vector products (used only for cost accounting).
         has_density: ``False`` for a measure without a density on R^d (finite support), which
             cannot be a proposal for the exact kernel on a continuous target.
     """
 
     dim = None
     deterministic = True
-    closed_form_cov = False
     has_density = True
 
     def init(self, position):
@@ -77,7 +74,6 @@ class FunctionDenoiser(Denoiser):
         self.fn = fn
         self.dim = int(dim)
         self.cov_fn = cov_fn
-        self.closed_form_cov = cov_fn is not None
 
     def estimate(self, rng_key, y, t, state):
         return self.fn(y, t), state, ()

@@ -38,7 +38,6 @@ class Discrete(Denoiser):
         0.5
     """
 
-    closed_form_cov = True
     has_density = False
 
     def __init__(self, support, log_probs):

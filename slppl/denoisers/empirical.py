@@ -38,8 +38,6 @@ class Empirical(Denoiser):
         True
     """
 
-    closed_form_cov = True
-
     def __init__(self, samples, bandwidth=None):
         samples = as_array(samples, "samples", 2)
         n, d = samples.shape

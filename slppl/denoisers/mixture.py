@@ -70,7 +70,6 @@ def tilted_mixture(y, t, log_w, means, lam, vec, with_cov=True):
 class MixtureDenoiser(Denoiser):
     """Exact denoiser of a Gaussian mixture (components may be degenerate)."""
 
-    closed_form_cov = True
 
     def __init__(self, weights, means, covs):
         weights = np.asarray(as_array(weights, "weights", 1), dtype=np.float64)
