@@ -5,9 +5,9 @@ Example:
     >>> from slppl.denoisers import Gaussian, GaussianMixture, Discrete, Empirical
 """
 
-from . import denoisers, integrators, time_grids
+from . import adaptation, denoisers, diagnostics, integrators, time_grids
 from .kernel import SLState
-from .layout import flat_potential, site_layout
+from .layout import flat_potential, flatten_draws, site_layout
 from .numpyro_adapter import SL
 from .trajectory import sample, sample_trajectory
 from .tweedie import denoiser_from_score, score_from_denoiser
@@ -19,9 +19,12 @@ __all__ = [
     "SLState",
     "site_layout",
     "flat_potential",
+    "flatten_draws",
     "sample",
     "sample_trajectory",
+    "adaptation",
     "denoisers",
+    "diagnostics",
     "integrators",
     "time_grids",
     "score_from_denoiser",

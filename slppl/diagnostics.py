@@ -1,10 +1,14 @@
 """Side-by-side diagnostics for comparing samplers (ArviZ summaries, ESS per second, plots)."""
 
+import warnings
+
 import arviz as az
 import numpy as np
 import pandas as pd
 
-__all__ = ["side_by_side", "ess_per_second", "plot_comparison"]
+__all__ = ["side_by_side", "ess_per_second", "plot_comparison", "pareto_khat", "check_sl", "KHAT_THRESHOLD"]
+
+KHAT_THRESHOLD = 0.7
 
 COLUMNS = ("mean", "sd", "ess_bulk", "ess_tail", "r_hat")
 
@@ -78,3 +82,87 @@ def plot_comparison(draws, path, reference=None, title=None):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def pareto_khat(log_weights):
+    """Pareto k̂ (PSIS, Vehtari et al.) of SL path weights, one per chain.
+
+    SL's answer to divergences: the exact weights ``π/q`` of the proposals measure how well the
+    proposal covers the posterior. k̂ < 0.5 is good, 0.5–0.7 usable, > 0.7 means the proposal
+    misses part of the posterior (the chain is still exact, but mixes slowly where the proposal
+    is thin, and its ESS may be unreliable).
+
+    Args:
+        log_weights: ``(chains, draws)`` log weights, or an ``MCMC`` run with an adaptive SL kernel
+            (its ``proposal_log_weight`` field).
+
+    Example:
+        >>> import numpy as np
+        >>> lw = np.random.default_rng(0).normal(size=(2, 2000)) * 0.3  # near-constant weights
+        >>> bool(np.all(pareto_khat(lw) < 0.5))
+        True
+    """
+    if hasattr(log_weights, "get_extra_fields"):
+        log_weights = log_weights.get_extra_fields(group_by_chain=True)["proposal_log_weight"]
+    lw = np.atleast_2d(np.asarray(log_weights, dtype=np.float64))
+    khat = []
+    for chain in lw:
+        finite = chain[np.isfinite(chain)]
+        if finite.size < 10:
+            khat.append(np.inf)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            khat.append(float(az.psislw(finite - finite.max(), reff=1.0)[1]))
+    return np.asarray(khat)
+
+
+def check_sl(mcmc, warn=True, threshold=KHAT_THRESHOLD):
+    """Per-chain health of an SL run: Pareto k̂, acceptance, diverging proposals; warns with the fix.
+
+    Returns a ``pandas.DataFrame`` with one row per chain. Warns (``UserWarning``) when k̂ exceeds
+    ``threshold``, when every proposal of a chain diverged (NaN/Inf from the denoiser or the
+    model), or when a chain's acceptance collapsed below 1 %.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
+        >>> from numpyro.infer import MCMC
+        >>> from slppl import SL
+        >>> def model():
+        ...     numpyro.sample("x", dist.Normal(0.0, 1.0))
+        >>> mcmc = MCMC(SL(model), num_warmup=100, num_samples=200, progress_bar=False)
+        >>> mcmc.run(jax.random.PRNGKey(0))
+        >>> check_sl(mcmc).columns.tolist()
+        ['pareto_k', 'accept_prob', 'diverging']
+    """
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    accept = np.asarray(extra["accept_prob"]).mean(1)
+    diverging = np.asarray(extra["diverging"]).mean(1)
+    khat = pareto_khat(extra["proposal_log_weight"]) if "proposal_log_weight" in extra else np.full(accept.shape, np.nan)
+    table = pd.DataFrame({"pareto_k": khat, "accept_prob": accept, "diverging": diverging})
+    table.index.name = "chain"
+    if warn:
+        for c, row in table.iterrows():
+            if row.diverging == 1.0:
+                warnings.warn(
+                    f"chain {c}: every SL proposal diverged (NaN/Inf from the denoiser or the model); the chain "
+                    "never moved by SL. Check the model's potential at the denoiser's draws and the denoiser's "
+                    "output (slppl.sample(...).diverging shows which), or give SL a finite-everywhere denoiser.",
+                    stacklevel=2,
+                )
+            elif row.accept_prob < 0.01:
+                warnings.warn(
+                    f"chain {c}: SL acceptance {row.accept_prob:.4f} has collapsed: the denoiser's proposals "
+                    "almost never match the posterior. Use a longer num_warmup, num_local >= 1, another "
+                    "denoiser family, or compare with NUTS.",
+                    stacklevel=2,
+                )
+            elif row.pareto_k > threshold:
+                warnings.warn(
+                    f"chain {c}: Pareto k-hat {row.pareto_k:.2f} of the SL path weights exceeds {threshold}: the "
+                    "proposal misses part of the posterior (a funnel's neck, a mode, a heavy tail). The draws "
+                    "stay exact but may mix slowly there; ESS and R-hat may not show it. Use a longer "
+                    "num_warmup, num_local >= 1, or another denoiser family, and compare with NUTS.",
+                    stacklevel=2,
+                )
+    return table

@@ -3,12 +3,14 @@
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
-from numpyro.infer.util import initialize_model
+from numpyro.infer.initialization import init_to_uniform
+from numpyro.infer.util import initialize_model, unconstrain_fn
 
-__all__ = ["Site", "Layout", "site_layout", "flat_potential", "discrete_latent_sites"]
+__all__ = ["Site", "Layout", "site_layout", "flat_potential", "flatten_draws", "discrete_latent_sites"]
 
 
 class Site(NamedTuple):
@@ -43,9 +45,14 @@ class Layout(tuple):
 
 
 def discrete_latent_sites(model, model_args=(), model_kwargs=None, rng_key=None):
-    """Names of the unobserved sample sites with a discrete distribution."""
+    """Names of the unobserved sample sites with a discrete distribution.
+
+    Continuous sites take values from ``init_to_uniform`` rather than their sampler, so a site
+    without one (``dist.ImproperUniform``, a flat prior) does not stop the search.
+    """
     rng_key = jax.random.PRNGKey(0) if rng_key is None else rng_key
-    trace = handlers.trace(handlers.seed(model, rng_key)).get_trace(*model_args, **(model_kwargs or {}))
+    traced = handlers.substitute(handlers.seed(model, rng_key), substitute_fn=init_to_uniform)
+    trace = handlers.trace(traced).get_trace(*model_args, **(model_kwargs or {}))
     return [
         name
         for name, site in trace.items()
@@ -107,3 +114,42 @@ def site_layout(model, *model_args, rng_key=None, **model_kwargs):
         [('beta', (3,), 0, 3), ('sigma', (), 3, 4)]
     """
     return _layout(_initialize(model, model_args, model_kwargs, rng_key).param_info.z)
+
+
+def flatten_draws(draws, model=None, *model_args, **model_kwargs):
+    """Draws as the ``(n, d)`` array of flat unconstrained vectors that denoisers are fitted to.
+
+    ``draws`` is either that array already (returned as is) or a dict of constrained draws as
+    ``mcmc.get_samples()`` returns it (leading axis = draws), given with the model and its
+    arguments: sites are unconstrained by NumPyro's bijections and flattened in the
+    :func:`site_layout` order; deterministic and observed sites in the dict are ignored.
+
+    Example:
+        >>> import jax.numpy as jnp, numpyro, numpyro.distributions as dist
+        >>> def model():
+        ...     numpyro.sample("sigma", dist.HalfNormal(1.0))
+        ...     numpyro.sample("beta", dist.Normal(0, 1).expand([2]))
+        >>> flat = flatten_draws({"sigma": jnp.ones(5), "beta": jnp.zeros((5, 2))}, model)
+        >>> flat.shape, float(flat[0, 2])   # beta[0], beta[1], log(sigma)
+        ((5, 3), 0.0)
+    """
+    if not isinstance(draws, dict):
+        draws = jnp.asarray(draws)
+        if draws.ndim != 2:
+            raise ValueError(f"flat draws must have shape (num_draws, dim), got {draws.shape}")
+        return draws
+    if model is None:
+        raise ValueError(
+            "a dict of draws holds constrained site values; pass the model and its arguments too, "
+            "e.g. Gaussian.fit(mcmc.get_samples(), model, data), or pass a flat (n, d) array"
+        )
+    layout = site_layout(model, *model_args, **model_kwargs)
+    missing = [site.name for site in layout if site.name not in draws]
+    if missing:
+        raise ValueError(f"the draws lack the latent site(s) {missing} of the model; layout:\n{layout}")
+    latent = {site.name: jnp.asarray(draws[site.name]) for site in layout}
+
+    def one(params):
+        return layout.ravel(unconstrain_fn(model, model_args, model_kwargs, params))
+
+    return jax.vmap(one)(latent)

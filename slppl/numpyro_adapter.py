@@ -6,21 +6,28 @@ No mathematics here: the model becomes a potential on the flat unconstrained vec
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
 from numpyro.infer.util import initialize_model
 from numpyro.util import identity, is_prng_key
 
+from numpyro.infer.initialization import init_to_sample
+
+from . import adaptation
 from . import kernel as core
 from .denoisers.base import Denoiser, check_dim
-from .integrators import Integrator, SecondOrder
+from .integrators import Exact, Integrator, SecondOrder
 from .layout import discrete_latent_sites
 from .time_grids import Explicit, UniformOU
 
 __all__ = ["SL"]
 
 DEFAULT_NUM_STEPS = 50
+# A fitted denoiser's paths are drawn exactly (integrators.Exact) unless another integrator is
+# asked for; with SecondOrder, a Gaussian is exact in one step, a mixture needs steps at small t.
+FITTED_NUM_STEPS = {"gaussian": 1, "mixture": 25}
 
 
 class SL(MCMCKernel):
@@ -38,11 +45,17 @@ class SL(MCMCKernel):
         model: a NumPyro model with continuous latent sites (exactly one of ``model`` and
             ``potential_fn``).
         potential_fn: ``U(z) = −log μ(z)`` on any pytree ``z`` (then ``init_params`` is required).
-        denoiser: a :class:`~slppl.denoisers.Denoiser` for the flat unconstrained vector.
-        num_steps: number of SL steps per proposal (default 50, or the length of an
+        denoiser: a :class:`~slppl.denoisers.Denoiser` for the flat unconstrained vector, or
+            ``None`` / ``"mixture"`` / ``"gaussian"``: the kernel then builds its own denoiser of
+            that family during warmup (:mod:`slppl.adaptation`; ``None`` means ``"mixture"``)
+            and mixes exact global SL moves with local NUTS moves.
+        num_steps: number of SL steps per proposal (default 50 with a given denoiser; with a
+            built denoiser the path is drawn exactly and steps do not matter, unless another
+            integrator is given: then 25 for a mixture, 1 for a Gaussian; or the length of an
             :class:`~slppl.time_grids.Explicit` grid).
         grid: a time grid (:mod:`slppl.time_grids`), default ``UniformOU(1e-3, 1e4)`` (unit-scale targets).
-        integrator: default :class:`~slppl.integrators.SecondOrder`.
+        integrator: default :class:`~slppl.integrators.SecondOrder` with a given denoiser,
+            :class:`~slppl.integrators.Exact` with a built one.
         correction: ``"mh"`` (exact, default) or ``None`` (raw SL draws, approximate).
         final: ``"gaussian"`` (default), ``"mean"`` or ``"sample"`` (the last two for raw draws
             only; see :func:`slppl.sample_trajectory`).
@@ -50,6 +63,16 @@ class SL(MCMCKernel):
             numerically singular. Keep it well below ``1/t_K``: the path has located x to about
             that precision, and a wider final draw makes the exact weights collapse.
         init_strategy: NumPyro init strategy (the first finite proposal replaces it anyway).
+        num_walkers: local chains exploring during warmup when the kernel builds its denoiser.
+        num_local: local NUTS moves after each global proposal when the kernel builds its
+            denoiser. ``None`` (default): one during warmup, kept after warmup only if the global
+            proposals were accepted less than half the time in warmup; 0: global proposals only.
+        target_accept_prob: target of the local NUTS step-size adaptation.
+
+    With a built denoiser, ``num_warmup`` must be at least 100: the first quarter (at least 50
+    steps) explores with the walkers, the fit comes next, the rest runs the composite kernel;
+    everything is frozen after warmup. Extra fields ``proposal_log_weight`` (for :func:`slppl.diagnostics.pareto_khat`),
+    ``num_grad_evals``, ``num_potential_evals`` and ``local_accept_prob`` are collected by default.
 
     Example:
         >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
@@ -63,6 +86,10 @@ class SL(MCMCKernel):
         >>> mcmc.run(jax.random.PRNGKey(0))
         >>> mcmc.get_samples()["x"].shape
         (100, 2)
+        >>> mcmc = MCMC(SL(model), num_warmup=100, num_samples=100, progress_bar=False)  # builds its denoiser
+        >>> mcmc.run(jax.random.PRNGKey(1))
+        >>> mcmc.get_samples()["x"].shape
+        (100, 2)
     """
 
     sample_field = "z"
@@ -72,7 +99,7 @@ class SL(MCMCKernel):
         model=None,
         potential_fn=None,
         *,
-        denoiser,
+        denoiser=None,
         num_steps=None,
         grid=None,
         integrator=None,
@@ -80,12 +107,15 @@ class SL(MCMCKernel):
         final="gaussian",
         cov_floor=0.0,
         init_strategy=init_to_uniform,
+        num_walkers=16,
+        num_local=None,
+        target_accept_prob=0.8,
     ):
         if (model is None) == (potential_fn is None):
             raise ValueError("give exactly one of `model` and `potential_fn`")
-        if not isinstance(denoiser, Denoiser):
-            raise TypeError(f"denoiser must be an slppl Denoiser, got {type(denoiser).__name__}")
-        integrator = SecondOrder() if integrator is None else integrator
+        self.family = _family(denoiser)
+        if integrator is None:
+            integrator = SecondOrder() if self.family is None else Exact()
         if not isinstance(integrator, Integrator):
             raise TypeError(f"integrator must be an slppl Integrator, got {type(integrator).__name__}")
         if not cov_floor >= 0:
@@ -95,7 +125,10 @@ class SL(MCMCKernel):
         self.denoiser = denoiser
         self.grid = UniformOU() if grid is None else grid
         if num_steps is None and not isinstance(self.grid, Explicit):
-            num_steps = DEFAULT_NUM_STEPS
+            if self.family is None:
+                num_steps = DEFAULT_NUM_STEPS
+            else:
+                num_steps = 1 if integrator.exact else FITTED_NUM_STEPS[self.family]
         self.times = self.grid.times(num_steps)
         self.num_steps = int(self.times.size - 1)
         self.integrator = integrator
@@ -103,13 +136,20 @@ class SL(MCMCKernel):
         self.final = final
         self.cov_floor = float(cov_floor)
         self._init_strategy = init_strategy
-        core.check_combination(denoiser, integrator, correction, final)
+        if self.family is None:
+            core.check_combination(denoiser, integrator, correction, final)
+        else:
+            _check_adaptive(integrator, correction, final, num_walkers, num_local)
+        self.num_walkers = int(num_walkers)
+        self.num_local = None if num_local is None else int(num_local)
+        self.target_accept_prob = float(target_accept_prob)
         self._potential_fn_gen = None
         self._postprocess_fn = None
         # NumPyro re-runs `init` while this is None (e.g. after unpickling). It caches its compiled
         # loop by this kernel object, so later `run`s on new data of the same shape reuse it as long
         # as `sample` reads the potential from its arguments and `init` keeps the state's types.
         self._sample_fn = None
+        self._adaptive_cache = {}
 
     @property
     def model(self):
@@ -117,10 +157,16 @@ class SL(MCMCKernel):
 
     @property
     def default_fields(self):
-        return ("z", "diverging", "accept_prob", "potential_energy")
+        fields = ("z", "diverging", "accept_prob", "potential_energy")
+        if self.family is not None:
+            fields += ("proposal_log_weight", "num_grad_evals", "num_potential_evals", "local_accept_prob")
+        return fields
 
     def get_diagnostics_str(self, state):
-        return f"acc. prob={float(jnp.mean(state.mean_accept_prob)):.2f}"
+        text = f"acc. prob={float(jnp.mean(state.mean_accept_prob)):.2f}"
+        if self.family is not None:
+            text += f", local acc. prob={float(jnp.mean(state.local_accept_prob)):.2f}"
+        return text
 
     def _setup_model(self, rng_key, model_args, model_kwargs, init_params):
         discrete = discrete_latent_sites(self._model, model_args, model_kwargs)
@@ -149,9 +195,12 @@ class SL(MCMCKernel):
             raise ValueError("`init_params` must be given with `potential_fn`")
 
         one = jax.tree_util.tree_map(lambda a: a[0], init_params) if vectorized else init_params
+        potential_fn = self._get_potential_fn(model_args, model_kwargs)
+        if self.family is not None:
+            return self._init_adaptive(rng_key, init_params, int(num_warmup), vectorized, potential_fn,
+                                       model_args, model_kwargs)
         check_dim(self.denoiser, ravel_pytree(one)[0].shape[0])
         self._sample_fn = self._build_sampler(int(num_warmup), vectorized)
-        potential_fn = self._get_potential_fn(model_args, model_kwargs)
 
         def init_one(z, key):
             return core.init(z, potential_fn, key, self.denoiser)
@@ -159,6 +208,65 @@ class SL(MCMCKernel):
         if vectorized:
             return jax.vmap(init_one)(init_params, rng_key)
         return init_one(init_params, rng_key)
+
+    def _init_adaptive(self, rng_key, init_params, num_warmup, vectorized, potential_fn, model_args, model_kwargs):
+        if vectorized:
+            keys = jnp.swapaxes(jax.vmap(jax.random.split)(rng_key), 0, 1)
+            rng_key, key_walkers = keys[0], keys[1]
+        else:
+            rng_key, key_walkers = jax.random.split(rng_key)
+        walker_z = self._walker_positions(key_walkers, init_params, vectorized, model_args, model_kwargs)
+        # One compiled init instead of hundreds of eager ops (NUTS's for every walker among them);
+        # cached, like the sampler, so later runs on new data of the same shapes compile nothing.
+        traced_args = all(isinstance(a, (jax.Array, np.ndarray)) for a in jax.tree_util.tree_leaves((model_args, model_kwargs)))
+        cache_key = (num_warmup, vectorized)
+        if not traced_args or cache_key not in self._adaptive_cache:
+            built = self._build_adaptive(num_warmup, vectorized, None if traced_args else potential_fn)
+            if not traced_args:
+                init_fn, self._sample_fn = built
+                return init_fn(init_params, walker_z, rng_key, (), {})
+            self._adaptive_cache[cache_key] = built
+        init_fn, self._sample_fn = self._adaptive_cache[cache_key]
+        return init_fn(init_params, walker_z, rng_key, model_args, model_kwargs)
+
+    def _build_adaptive(self, num_warmup, vectorized, potential_fn=None):
+        """``(init_fn, sample_fn)`` of the adaptive kernel; ``potential_fn`` fixed, or read from the args."""
+        sched = adaptation.schedule(num_warmup, self.num_walkers)
+        components = adaptation.FAMILIES[self.family]
+        local_kernels = adaptation.make_local_kernels()
+        step = adaptation.build_kernel(sched, components, self.times, self.integrator, local_kernels,
+                                       self.num_local, batched=vectorized)
+
+        def potential(model_args, model_kwargs):
+            return potential_fn if potential_fn is not None else self._get_potential_fn(model_args, model_kwargs)
+
+        def init_one(z, walkers, key, model_args, model_kwargs):
+            return adaptation.init(key, z, walkers, potential(model_args, model_kwargs), sched, components,
+                                   local_kernels, self.target_accept_prob)
+
+        def sample(state, model_args, model_kwargs):
+            return step(state, self._get_potential_fn(model_args, model_kwargs))
+
+        init_fn = jax.vmap(init_one, in_axes=(0, 0, 0, None, None)) if vectorized else init_one
+        return jax.jit(init_fn), sample
+
+    def _walker_positions(self, rng_key, init_params, vectorized, model_args, model_kwargs):
+        """Dispersed starting points: prior draws for a model, ±2 around ``init_params`` otherwise."""
+        num_chains = rng_key.shape[0] if vectorized else 1
+        keys = jax.random.split(rng_key if not vectorized else rng_key[0], num_chains * self.num_walkers)
+        if self._model is not None:
+            z = initialize_model(
+                keys, self._model, init_strategy=init_to_sample, model_args=model_args, model_kwargs=model_kwargs,
+            ).param_info.z
+        else:
+            def jitter(key):
+                flat, unravel = ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], init_params) if vectorized else init_params)
+                return unravel(flat + jax.random.uniform(key, flat.shape, flat.dtype, -2.0, 2.0))
+
+            z = jax.vmap(jitter)(keys)
+        if vectorized:
+            return jax.tree_util.tree_map(lambda a: a.reshape((num_chains, self.num_walkers) + a.shape[1:]), z)
+        return z
 
     def _get_potential_fn(self, model_args, model_kwargs):
         if self._potential_fn_gen is not None:
@@ -188,4 +296,36 @@ class SL(MCMCKernel):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_sample_fn"] = None
+        state["_adaptive_cache"] = {}
         return state
+
+
+def _family(denoiser):
+    """``None`` for a given denoiser, else the family the kernel fits during warmup."""
+    if denoiser is None:
+        return "mixture"
+    if isinstance(denoiser, str):
+        if denoiser not in adaptation.FAMILIES:
+            raise ValueError(
+                f"denoiser={denoiser!r} is not a family SL can fit; use one of "
+                f"{sorted(adaptation.FAMILIES)}, None (a mixture) or a Denoiser object"
+            )
+        return denoiser
+    if not isinstance(denoiser, Denoiser):
+        raise TypeError(f"denoiser must be an slppl Denoiser, a family name or None, got {type(denoiser).__name__}")
+    return None
+
+
+def _check_adaptive(integrator, correction, final, num_walkers, num_local):
+    if correction != "mh" or final != "gaussian":
+        raise ValueError(
+            "a denoiser built during warmup is an approximation; SL runs it with the exact correction only "
+            "(correction='mh', final='gaussian'). For raw draws, fit one first (e.g. GaussianMixture.fit) and pass it."
+        )
+    if not integrator.stochastic:
+        raise ValueError(f"{integrator!r} is deterministic; the composite kernel needs a stochastic integrator "
+                         "such as SecondOrder()")
+    if int(num_walkers) != num_walkers or num_walkers < 2:
+        raise ValueError(f"num_walkers must be an integer >= 2, got {num_walkers!r}")
+    if num_local is not None and (int(num_local) != num_local or num_local < 0):
+        raise ValueError(f"num_local must be a non-negative integer, got {num_local!r}")

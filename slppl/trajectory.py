@@ -16,10 +16,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .integrators.base import gaussian_move
+from .integrators.base import gaussian_move, move_log_prob
 from .observation import IsotropicGaussian
 
-__all__ = ["Trajectory", "sample_trajectory", "sample", "FINALS"]
+__all__ = ["Trajectory", "sample_trajectory", "sample", "conditional_path", "path_log_aux", "FINALS"]
 
 FINALS = ("gaussian", "mean", "sample")
 
@@ -88,6 +88,8 @@ def sample_trajectory(
         raise ValueError(f"final must be one of {FINALS}, got {final!r}")
     dim = denoiser.dim if dim is None else dim
     times = jnp.asarray(times, dtype=jnp.result_type(float))
+    if integrator.exact:
+        return _exact_trajectory(rng_key, denoiser, times, denoiser_state)
     num_steps = times.shape[0] - 1
     keys = jax.random.split(rng_key, (num_steps + 1, 2))
     needs_cov = integrator.needs_cov
@@ -128,6 +130,17 @@ def sample_trajectory(
     return Trajectory(x, y, log_aux, diverging, state)
 
 
+def _exact_trajectory(rng_key, denoiser, times, denoiser_state):
+    """x ~ ν and the path's end ``y_K = t_K·x + B_{t_K}``; the path's terms cancel in the weight."""
+    k_x, k_y = jax.random.split(rng_key)
+    x = denoiser.sample(k_x, 1)[0].astype(times.dtype)
+    t_end = times[-1]
+    y = t_end * x + jnp.sqrt(t_end) * jax.random.normal(k_y, x.shape, x.dtype)
+    log_aux = -denoiser.log_prob(x)
+    diverging = ~(jnp.all(jnp.isfinite(x)) & jnp.isfinite(log_aux))
+    return Trajectory(x, y, log_aux, diverging, denoiser_state)
+
+
 def sample(rng_key, denoiser, num_samples, times, integrator, final="gaussian", cov_floor=0.0, dim=None):
     """``num_samples`` independent raw SL draws (a ``vmap`` of :func:`sample_trajectory`).
 
@@ -150,3 +163,74 @@ def sample(rng_key, denoiser, num_samples, times, integrator, final="gaussian", 
         return sample_trajectory(key, denoiser, times, integrator, state, final, cov_floor, dim=dim)
 
     return jax.vmap(one)(jax.random.split(rng_key, num_samples))
+
+
+def conditional_path(rng_key, x, times):
+    """A path drawn from its law given x: ``y_{t_k} = t_k·x + B_{t_k}`` at ``t_1, …, t_K``.
+
+    This is the exact conditional of the path under the extended target ``μ(x)·p(path | x)``, so
+    after a local move of x a fresh path from it leaves the extended target invariant.
+    Returns a ``(K, d)`` array (``y_0 = 0`` is left out).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> path = conditional_path(jax.random.PRNGKey(0), jnp.ones(2), jnp.array([0.0, 1e3, 1e6]))
+        >>> (path[-1] / 1e6).round(2).tolist()   # y_t / t → x
+        [1.0, 1.0]
+    """
+    times = jnp.asarray(times, x.dtype)
+    h = jnp.diff(times)
+    noise = jax.random.normal(rng_key, (h.shape[0], x.shape[-1]), x.dtype)
+    return jnp.cumsum(h[:, None] * x + jnp.sqrt(h)[:, None] * noise, axis=0)
+
+
+def path_log_aux(
+    rng_key, denoiser, times, integrator, path, x, denoiser_state=(), cov_floor=0.0, observation=IsotropicGaussian()
+):
+    """``log_aux`` of a given ``(path, x)``: what :func:`sample_trajectory` returns for its own draw.
+
+    The proposal density of a path it did not propose, evaluated move by move with the
+    integrator's :meth:`~slppl.integrators.Integrator.log_prob`; the weight of ``(path, x)`` on
+    the extended space is ``log_aux − U(x)``. Needs a stochastic integrator and the final
+    Gaussian draw. Returns ``(log_aux, denoiser_state)``; ``log_aux`` is ``−inf`` where anything
+    is not finite.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from slppl.denoisers import Gaussian
+        >>> from slppl.integrators import SecondOrder
+        >>> from slppl.time_grids import Geometric
+        >>> times, x = Geometric().times(10), jnp.array([0.3, -0.2])
+        >>> path = conditional_path(jax.random.PRNGKey(0), x, times)
+        >>> log_aux, _ = path_log_aux(jax.random.PRNGKey(1), Gaussian(jnp.zeros(2), jnp.eye(2)), times,
+        ...                           SecondOrder(), path, x)
+        >>> U = lambda z: 0.5 * z @ z + jnp.log(2 * jnp.pi)
+        >>> bool(abs(log_aux - U(x)) < 1e-3)   # the exact denoiser's weight is 1 (log weight 0)
+        True
+    """
+    times = jnp.asarray(times, x.dtype)
+    if integrator.exact:
+        log_aux = -denoiser.log_prob(x)
+        return jnp.where(jnp.isfinite(log_aux), log_aux, -jnp.inf), denoiser_state
+    ys = jnp.concatenate([jnp.zeros((1,) + x.shape, x.dtype), path])
+    keys = jax.random.split(rng_key, times.shape[0])
+    needs_cov = integrator.needs_cov
+
+    def score(log_prob, carry, y, y_next, t, t_next, key):
+        state, total = carry
+        m, cov, state = _evaluate(denoiser, needs_cov, key, y, t, state)
+        log_q = log_prob(y, t, t_next, observation.drift(m), cov, y_next)
+        return state, total + observation.log_base(y_next - y, t_next - t) - log_q
+
+    zero = jnp.zeros((), x.dtype)
+    carry = score(integrator.first_log_prob, (denoiser_state, zero), ys[0], ys[1], times[0], times[1], keys[0])
+
+    def body(carry, xs):
+        return score(integrator.log_prob, carry, *xs), None
+
+    (state, total), _ = jax.lax.scan(body, carry, (ys[1:-1], ys[2:], times[1:-1], times[2:], keys[1:-1]))
+    y, t_end = ys[-1], times[-1]
+    m, cov, state, _ = denoiser.estimate_with_cov(keys[-1], y, t_end, state)
+    log_r = move_log_prob(x, m, cov + cov_floor * jnp.eye(x.shape[-1], dtype=cov.dtype))
+    log_aux = total + observation.tilt(y, x, t_end) - log_r
+    return jnp.where(jnp.isfinite(log_aux), log_aux, -jnp.inf), state

@@ -2,7 +2,9 @@
 
 import numpy as np
 
+from ..layout import flatten_draws
 from .base import as_array
+from .fit import fit_gaussian
 from .mixture import MixtureDenoiser
 
 
@@ -24,3 +26,21 @@ class Gaussian(MixtureDenoiser):
         mean = as_array(mean, "mean", 1)
         cov = np.asarray(as_array(cov, "cov", 2))
         super().__init__(np.ones(1), mean[None, :], cov[None, :, :])
+
+    @classmethod
+    def fit(cls, draws, model=None, model_args=(), model_kwargs=None):
+        """The Gaussian of the draws' mean and covariance (shrunk toward its diagonal).
+
+        ``draws``: a flat ``(n, d)`` array of unconstrained vectors, or NumPyro's sample dict
+        (``mcmc.get_samples()``) with ``model`` and its arguments (see :func:`slppl.flatten_draws`).
+        With the default second-order step its SL proposal is exactly this Gaussian, so one
+        step is enough (``SL(..., num_steps=1)``).
+
+        Example:
+            >>> import jax
+            >>> den = Gaussian.fit(2.0 + jax.random.normal(jax.random.PRNGKey(0), (2000, 3)))
+            >>> den.dim, bool(abs(den.means[0, 0] - 2.0) < 0.1)
+            (3, True)
+        """
+        x = flatten_draws(draws, model, *model_args, **(model_kwargs or {}))
+        return cls(*fit_gaussian(x))

@@ -70,7 +70,6 @@ def tilted_mixture(y, t, log_w, means, lam, vec, with_cov=True):
 class MixtureDenoiser(Denoiser):
     """Exact denoiser of a Gaussian mixture (components may be degenerate)."""
 
-
     def __init__(self, weights, means, covs):
         weights = np.asarray(as_array(weights, "weights", 1), dtype=np.float64)
         means = as_array(means, "means", 2)
@@ -89,6 +88,22 @@ class MixtureDenoiser(Denoiser):
         self.eigvals = jnp.asarray(lam, dtype)
         self.eigvecs = jnp.asarray(vec, dtype)
         self.dim = int(means.shape[1])
+
+    @classmethod
+    def from_fit(cls, fit):
+        """The denoiser of a :class:`~slppl.denoisers.fit.MixtureFit`, without validation.
+
+        Works on traced arrays (the adaptive kernel builds its denoiser inside the compiled loop);
+        the covariances are eigendecomposed here.
+        """
+        self = object.__new__(cls)
+        lam, vec = jnp.linalg.eigh(0.5 * (fit.covs + jnp.swapaxes(fit.covs, -1, -2)))
+        self.log_weights = fit.log_weights
+        self.means = fit.means
+        self.eigvals = jnp.clip(lam, 0.0, None)
+        self.eigvecs = vec
+        self.dim = int(fit.means.shape[1])
+        return self
 
     def estimate(self, rng_key, y, t, state):
         mean, _ = tilted_mixture(y, t, self.log_weights, self.means, self.eigvals, self.eigvecs, False)

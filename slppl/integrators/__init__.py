@@ -7,15 +7,18 @@ EulerMaruyama          1      yes         no         yes
 SecondOrder (default)  2      yes         yes        yes
 OUExponential          1      yes         no         yes
 ProbabilityFlowODE     1      no          yes        yes, with a deterministic denoiser
+Exact                  ∞      yes         no         yes, for a denoiser that samples ν
 =====================  =====  ==========  =========  ====================================
 
-The correction also needs a final draw with a density (``final="gaussian"``).
+The correction also needs a final draw with a density (``final="gaussian"``). ``Exact`` needs a
+denoiser with ``sample`` and ``log_prob`` (the Gaussian and mixture families).
 """
 
 from .base import Integrator
 from .euler import EulerMaruyama
+from .exact import Exact
 from .exponential import OUExponential
 from .ode import ProbabilityFlowODE
 from .second_order import SecondOrder
 
-__all__ = ["Integrator", "EulerMaruyama", "SecondOrder", "OUExponential", "ProbabilityFlowODE"]
+__all__ = ["Integrator", "EulerMaruyama", "SecondOrder", "OUExponential", "ProbabilityFlowODE", "Exact"]

@@ -1,6 +1,6 @@
 """Euler–Maruyama in y."""
 
-from .base import Integrator, isotropic_move
+from .base import Integrator
 
 
 class EulerMaruyama(Integrator):
@@ -19,6 +19,6 @@ class EulerMaruyama(Integrator):
     order = 1
     needs_cov = False
 
-    def step(self, rng_key, y, t, t_next, m, cov):
+    def transition(self, y, t, t_next, m, cov):
         h = t_next - t
-        return isotropic_move(rng_key, y + h * m, h)
+        return y + h * m, h

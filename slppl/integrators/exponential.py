@@ -2,7 +2,7 @@
 
 import jax.numpy as jnp
 
-from .base import Integrator, isotropic_move
+from .base import Integrator
 from .euler import EulerMaruyama
 
 
@@ -26,9 +26,9 @@ class OUExponential(Integrator):
     order = 1
     needs_cov = False
 
-    first_step = EulerMaruyama.step
+    first_transition = EulerMaruyama.transition
 
-    def step(self, rng_key, y, t, t_next, m, cov):
+    def transition(self, y, t, t_next, m, cov):
         c = jnp.sqrt(t * (t + 1.0))
         c_next = jnp.sqrt(t_next * (t_next + 1.0))
         # e^{2δ} − 1 = h / (t (t_next + 1)), written this way to avoid cancellation for small h.
@@ -38,4 +38,4 @@ class OUExponential(Integrator):
         a = c_next / c * (e - 2.0 * em1 * (t + 1.0))
         b = 2.0 * c_next * c * em1
         v = c_next**2 * e2m1
-        return isotropic_move(rng_key, a * y + b * m, v)
+        return a * y + b * m, v

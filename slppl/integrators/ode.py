@@ -2,7 +2,7 @@
 
 import jax.numpy as jnp
 
-from .base import Integrator, second_order_move
+from .base import Integrator, move, second_order_moments
 
 
 class ProbabilityFlowODE(Integrator):
@@ -27,7 +27,13 @@ class ProbabilityFlowODE(Integrator):
     needs_cov = True
 
     def first_step(self, rng_key, y, t, t_next, m, cov):
-        return second_order_move(rng_key, y, t_next - t, m, cov)
+        return move(rng_key, *second_order_moments(y, t_next - t, m, cov))
+
+    def log_prob(self, y, t, t_next, m, cov, y_next):
+        raise NotImplementedError(
+            "a deterministic flow gives a path it did not propose no density; local moves (num_local > 0) "
+            "need a stochastic integrator such as SecondOrder()"
+        )
 
     def step(self, rng_key, y, t, t_next, m, cov):
         ratio = jnp.sqrt(t_next / t)

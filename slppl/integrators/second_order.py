@@ -1,6 +1,6 @@
 """The covariance-aware (second-order) Gaussian step."""
 
-from .base import Integrator, second_order_move
+from .base import Integrator, second_order_moments
 
 
 class SecondOrder(Integrator):
@@ -20,5 +20,5 @@ class SecondOrder(Integrator):
     order = 2
     needs_cov = True
 
-    def step(self, rng_key, y, t, t_next, m, cov):
-        return second_order_move(rng_key, y, t_next - t, m, cov)
+    def transition(self, y, t, t_next, m, cov):
+        return second_order_moments(y, t_next - t, m, cov)

@@ -1,0 +1,206 @@
+"""``SL(model)`` with no denoiser: fitted families, the adaptive warmup, the composite kernel."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from conftest import assert_within_mcse
+from numpyro.diagnostics import effective_sample_size
+from numpyro.infer import MCMC
+
+from slppl import SL, flatten_draws, sample_trajectory
+from slppl.denoisers import Gaussian, GaussianMixture, laplace
+from slppl.denoisers.fit import fit_mixture
+from slppl.diagnostics import check_sl, pareto_khat
+from slppl.integrators import Exact, SecondOrder
+from slppl.time_grids import UniformOU
+from slppl.trajectory import path_log_aux
+
+D = 3
+
+
+def bimodal_model():
+    w = jnp.array([0.3, 0.7])
+    means = jnp.stack([-2.0 * jnp.ones(D), 2.0 * jnp.ones(D)])
+    numpyro.sample("x", dist.MixtureSameFamily(dist.Categorical(probs=w), dist.Normal(means, 0.7).to_event(1)))
+
+
+def heavy_mode_weight(mcmc):
+    x = np.asarray(mcmc.get_samples(group_by_chain=True)["x"])
+    f = (x.mean(-1) > 0).astype(float)
+    ess = float(effective_sample_size(f[..., None])[0])
+    return f.mean(), np.sqrt(f.mean() * (1 - f.mean()) / ess), ess
+
+
+def test_fitted_mixture_recovers_a_known_mixture():
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(0), 3)
+    n1, n2 = 1200, 2800
+    a = jnp.array([-3.0, 1.0])
+    b = jnp.array([2.0, -1.0])
+    x = jnp.concatenate([a + 0.5 * jax.random.normal(k1, (n1, 2)), b + 1.5 * jax.random.normal(k2, (n2, 2))])
+    fit = fit_mixture(k3, x)
+    assert int(fit.num_components) == 2
+    used = np.isfinite(np.asarray(fit.log_weights))
+    w, means, covs = np.exp(np.asarray(fit.log_weights)[used]), np.asarray(fit.means)[used], np.asarray(fit.covs)[used]
+    order = np.argsort(means[:, 0])
+    w, means, covs = w[order], means[order], covs[order]
+    p = n1 / (n1 + n2)
+    assert_within_mcse(w[0], p, np.sqrt(p * (1 - p) / (n1 + n2)), what="weight")
+    assert_within_mcse(means[0], a, 0.5 / np.sqrt(n1), what="mean of the narrow component")
+    assert_within_mcse(means[1], b, 1.5 / np.sqrt(n2), what="mean of the wide component")
+    # Sample variance of n Gaussian draws: sd ≈ var·sqrt(2/n).
+    assert_within_mcse(np.diag(covs[0]), 0.25, 0.25 * np.sqrt(2 / n1), what="variance")
+    assert_within_mcse(np.diag(covs[1]), 2.25, 2.25 * np.sqrt(2 / n2), what="variance")
+
+
+def test_mixture_weights_are_corrected_by_the_target_density():
+    """Draws with the wrong proportions (stuck walkers) still give the right weights."""
+    x = jnp.concatenate([jnp.full((500, 1), -3.0), jnp.full((500, 1), 3.0)])
+    x = x + jax.random.normal(jax.random.PRNGKey(0), (1000, 1))
+
+    def U(z):
+        return -jnp.logaddexp(jnp.log(0.1) - 0.5 * (z[0] + 3) ** 2, jnp.log(0.9) - 0.5 * (z[0] - 3) ** 2)
+
+    den = GaussianMixture.fit(jax.random.PRNGKey(1), x, potential_fn=U)
+    w = np.sort(np.exp(np.asarray(den.log_weights)))
+    # 95 % from importance sampling + a 5 % defensive share of the draws' 0.5/0.5.
+    np.testing.assert_allclose(w, [0.95 * 0.1 + 0.025, 0.95 * 0.9 + 0.025], atol=0.02)
+
+
+def test_fit_accepts_numpyro_sample_dicts():
+    def model():
+        numpyro.sample("sigma", dist.HalfNormal(1.0))
+        numpyro.sample("beta", dist.Normal(0, 1).expand([2]))
+
+    sigma = jnp.exp(0.3 * jax.random.normal(jax.random.PRNGKey(0), (500,)))
+    beta = jax.random.normal(jax.random.PRNGKey(1), (500, 2))
+    flat = flatten_draws({"sigma": sigma, "beta": beta, "ignored": jnp.zeros(500)}, model)
+    np.testing.assert_allclose(flat, jnp.column_stack([beta, jnp.log(sigma)]), rtol=1e-6)
+    den = Gaussian.fit({"sigma": sigma, "beta": beta}, model)
+    np.testing.assert_allclose(den.means[0], flat.mean(0), rtol=1e-6)
+    with pytest.raises(ValueError, match="pass the model"):
+        Gaussian.fit({"sigma": sigma})
+    with pytest.raises(ValueError, match=r"lack the latent site\(s\) \['beta'\]"):
+        Gaussian.fit({"sigma": sigma}, model)
+
+
+def test_exact_integrator_and_path_scoring_agree_with_the_sampled_paths():
+    den = GaussianMixture(jnp.array([0.4, 0.6]), jnp.array([[-1.0, 0.0], [1.5, 1.0]]),
+                          jnp.stack([0.3 * jnp.eye(2), jnp.diag(jnp.array([1.0, 0.2]))]))
+    times = UniformOU().times(1)
+    traj = sample_trajectory(jax.random.PRNGKey(0), den, times, SecondOrder())
+    # With one step the path is y_K alone: scoring it must give the sampler's own weight.
+    log_aux, _ = path_log_aux(jax.random.PRNGKey(1), den, times, SecondOrder(), traj.y[None], traj.x)
+    np.testing.assert_allclose(log_aux, traj.log_aux, rtol=1e-8)
+    exact = sample_trajectory(jax.random.PRNGKey(2), den, times, Exact())
+    np.testing.assert_allclose(exact.log_aux, -den.log_prob(exact.x), rtol=1e-10)
+
+
+@pytest.mark.parametrize("chain_method", ["sequential", "parallel", "vectorized"])
+def test_adaptive_kernel_finds_both_modes_with_every_chain_method(chain_method):
+    mcmc = MCMC(SL(bimodal_model), num_warmup=200, num_samples=1000, num_chains=2, chain_method=chain_method,
+                progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(0))
+    weight, se, ess = heavy_mode_weight(mcmc)
+    assert_within_mcse(weight, 0.7, se, what="mode weight")
+    assert ess > 200
+    extra = mcmc.get_extra_fields()
+    for name in ("proposal_log_weight", "num_grad_evals", "num_potential_evals", "local_accept_prob"):
+        assert extra[name].shape == (2000,)
+    assert float(extra["accept_prob"].mean()) > 0.5
+    assert np.all(pareto_khat(mcmc) < 0.7)
+
+
+def test_adaptation_is_frozen_after_warmup_and_a_second_run_compiles_nothing():
+    traces = []
+
+    def model(data):
+        traces.append(1)
+        mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+        numpyro.sample("obs", dist.Normal(mu, 1.0), obs=data)
+
+    mcmc = MCMC(SL(model), num_warmup=100, num_samples=300, progress_bar=True, jit_model_args=True)
+    counts = []
+    for k, data in enumerate([jnp.array([0.5, 1.5, 1.0]), jnp.array([-2.0, -1.5, -2.5]), jnp.array([3.0, 2.0, 4.0])]):
+        before = len(traces)
+        mcmc.warmup(jax.random.PRNGKey(k), data)
+        warm = mcmc.post_warmup_state
+        mcmc.run(warm.rng_key, data)
+        counts.append(len(traces) - before)
+        last = mcmc.last_state
+        for a, b in zip(jax.tree_util.tree_leaves((warm.fit, warm.shift, warm.chol, warm.use_local)),
+                        jax.tree_util.tree_leaves((last.fit, last.shift, last.chol, last.use_local))):
+            np.testing.assert_array_equal(a, b)
+        mu = np.asarray(mcmc.get_samples()["mu"])
+        prec = 1 / 100 + data.size
+        ess = float(effective_sample_size(mu[None, :, None])[0])
+        assert_within_mcse(mu.mean(), float(data.sum()) / prec, 1 / np.sqrt(prec * ess), what=f"mean on data set {k}")
+    # Later runs on new data trace the model only to find initial points, never to recompile.
+    assert counts[2] == counts[1] < counts[0]
+
+
+def test_composite_kernel_with_discretised_paths_and_local_moves_stays_exact():
+    """A Gaussian fit is wrong for a skewed target; local moves and path refreshes must keep it exact."""
+
+    def model():
+        numpyro.sample("x", dist.Gamma(2.0, 1.0))  # unconstrained log x: skewed
+
+    kernel = SL(model, denoiser="gaussian", integrator=SecondOrder(), num_steps=4, num_local=1)
+    mcmc = MCMC(kernel, num_warmup=200, num_samples=2000, num_chains=1, progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(3))
+    x = np.asarray(mcmc.get_samples()["x"])
+    ess = float(effective_sample_size(x[None, :, None])[0])
+    assert_within_mcse(x.mean(), 2.0, np.sqrt(2.0) / np.sqrt(ess), what="E[x]")
+    assert_within_mcse((x**2).mean(), 6.0, np.sqrt(120.0 - 36.0) / np.sqrt(ess), what="E[x²]")
+    assert float(mcmc.get_extra_fields()["local_accept_prob"].mean()) > 0.5
+    assert bool(np.all(np.isfinite(mcmc.get_extra_fields()["potential_energy"])))
+
+
+def test_improper_uniform_site_works_and_laplace_never_returns_a_saddle():
+    def model(y):
+        mu = numpyro.sample("mu", dist.ImproperUniform(dist.constraints.real, (), ()))
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+    y = jnp.array([1.0, 2.0, 0.5, 1.5])
+    mcmc = MCMC(SL(model), num_warmup=100, num_samples=500, progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(0), y)
+    mu = np.asarray(mcmc.get_samples()["mu"])
+    ess = float(effective_sample_size(mu[None, :, None])[0])
+    assert_within_mcse(mu.mean(), 1.25, 0.5 / np.sqrt(ess), what="posterior mean under a flat prior")
+
+    def saddle(x):
+        return x[0] ** 2 - x[1] ** 2 + 0.1 * x[1] ** 4
+
+    den = laplace(saddle, jnp.array([0.3, 0.0]))  # starts on the ridge: must not stop at the saddle
+    assert abs(abs(float(den.means[0, 1])) - np.sqrt(5.0)) < 1e-3
+
+
+def test_bad_input_for_the_adaptive_kernel_is_rejected_before_sampling():
+    with pytest.raises(ValueError, match="not a family"):
+        SL(bimodal_model, denoiser="flow")
+    with pytest.raises(ValueError, match="correction='mh'"):
+        SL(bimodal_model, correction=None)
+    with pytest.raises(ValueError, match="num_walkers"):
+        SL(bimodal_model, num_walkers=1)
+    with pytest.raises(ValueError, match="num_warmup >= 100"):
+        MCMC(SL(bimodal_model), num_warmup=20, num_samples=10, progress_bar=False).run(jax.random.PRNGKey(0))
+
+
+def test_check_sl_warns_when_the_proposal_misses_the_posterior():
+    # Made-up weights with a heavy right tail, as a proposal that misses part of the target gives.
+    class Fake:
+        def get_extra_fields(self, group_by_chain=False):
+            rng = np.random.default_rng(0)
+            return {"accept_prob": np.full((2, 1000), 0.3), "diverging": np.zeros((2, 1000), bool),
+                    "proposal_log_weight": rng.standard_cauchy((2, 1000)) * 3}
+
+    with pytest.warns(UserWarning, match="Pareto k-hat"):
+        table = check_sl(Fake())
+    assert np.all(table.pareto_k > 0.7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_sl(Fake(), warn=False)
