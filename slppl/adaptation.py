@@ -32,8 +32,8 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc import hmc
 
-from .denoisers.fit import DEFAULT_COMPONENTS, MixtureFit, fit_gaussian, fit_mixture, reweight
-from .denoisers.mixture import MixtureDenoiser
+from .denoisers.fit import DEFAULT_COMPONENTS, fit_gaussian, fit_mixture, reweight
+from .denoisers.mixture import MixtureDenoiser, MixtureParams
 from .kernel import imh_proposal
 from .trajectory import conditional_path, path_log_aux
 
@@ -66,7 +66,8 @@ class AdaptiveState(NamedTuple):
         local_accept_prob: mean acceptance probability of the last step's local moves.
         num_grad_evals: model gradient evaluations spent in the last step (walkers included).
         num_potential_evals: model potential evaluations (without gradient) in the last step.
-        fit: the fitted mixture, in whitened coordinates (frozen after warmup).
+        mixture: the fitted mixture (:class:`~slppl.denoisers.mixture.MixtureParams`), in
+            whitened coordinates, frozen after warmup.
         shift, chol: the whitening map ``x = shift + chol·u`` (SL's mass matrix).
         use_local: whether local moves run (decided at the end of warmup when ``num_local=None``).
         local: NumPyro ``HMCState`` of the chain's local NUTS kernel.
@@ -86,7 +87,7 @@ class AdaptiveState(NamedTuple):
     local_accept_prob: Any
     num_grad_evals: Any
     num_potential_evals: Any
-    fit: Any
+    mixture: Any
     shift: Any
     chol: Any
     use_local: Any
@@ -159,12 +160,11 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
         z, 0, adapt_step_size=False, adapt_mass_matrix=False, model_args=(potential_fn,), rng_key=k_local
     )
     k_max = max(family_components)
-    fit = MixtureFit(
+    mixture = MixtureParams(
         jnp.full((k_max,), -jnp.log(k_max), dtype),
         jnp.zeros((k_max, d), dtype),
+        jnp.ones((k_max, d), dtype),
         jnp.broadcast_to(jnp.eye(d, dtype=dtype), (k_max, d, d)),
-        jnp.asarray(k_max),
-        jnp.zeros((), dtype),
     )
     zero = jnp.zeros((), dtype)
     izero = jnp.zeros((), jnp.int32)
@@ -182,7 +182,7 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
         local_accept_prob=zero,
         num_grad_evals=izero,
         num_potential_evals=izero,
-        fit=fit,
+        mixture=mixture,
         shift=jnp.zeros(d, dtype),
         chol=jnp.eye(d, dtype=dtype),
         use_local=jnp.ones((), bool),
@@ -262,7 +262,8 @@ def build_kernel(sched, family_components, times, integrator, local_kernels, num
         pe = walker.potential_energy.astype(dtype)
         # The start has no path yet (weight −inf): the first finite proposal, in warmup, replaces it.
         return state._replace(
-            fit=mixture, shift=shift, chol=chol, local=local, z=walker.z, potential_energy=pe,
+            mixture=MixtureDenoiser.from_fit(mixture).params, shift=shift, chol=chol, local=local, z=walker.z,
+            potential_energy=pe,
             i=state.i + 1, rng_key=key, log_weight=jnp.asarray(-jnp.inf, dtype),
             num_grad_evals=jnp.zeros((), jnp.int32),
             num_potential_evals=jnp.asarray(num_reweight * max(family_components), jnp.int32),
@@ -272,7 +273,7 @@ def build_kernel(sched, family_components, times, integrator, local_kernels, num
         key, k_global, k_path = jax.random.split(state.rng_key, 3)
         flat, unravel = ravel_pytree(state.z)
         dtype = flat.dtype
-        denoiser = MixtureDenoiser.from_fit(state.fit)
+        denoiser = MixtureDenoiser.from_params(state.mixture)
 
         def to_x(u):
             return unravel((state.shift + state.chol @ u).astype(dtype))
@@ -351,6 +352,6 @@ def _refreshed_weight(rng_key, state, integrator, times):
     k_path, k_aux = jax.random.split(rng_key)
     times = jnp.asarray(times, flat.dtype)
     path = conditional_path(k_path, u, times)
-    log_aux, _ = path_log_aux(k_aux, MixtureDenoiser.from_fit(state.fit), times, integrator, path, u)
+    log_aux, _ = path_log_aux(k_aux, MixtureDenoiser.from_params(state.mixture), times, integrator, path, u)
     log_weight = log_aux - state.potential_energy
     return jnp.where(jnp.isfinite(log_weight), log_weight, -jnp.inf), path

@@ -128,10 +128,12 @@ def check_sl(mcmc, warn=True, threshold=KHAT_THRESHOLD):
         >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
         >>> from numpyro.infer import MCMC
         >>> from slppl import SL
+        >>> from slppl.denoisers import Gaussian
         >>> def model():
         ...     numpyro.sample("x", dist.Normal(0.0, 1.0))
-        >>> mcmc = MCMC(SL(model), num_warmup=100, num_samples=200, progress_bar=False)
-        >>> mcmc.run(jax.random.PRNGKey(0))
+        >>> kernel = SL(model, denoiser=Gaussian(jnp.zeros(1), jnp.eye(1)), num_steps=5)
+        >>> mcmc = MCMC(kernel, num_warmup=10, num_samples=200, progress_bar=False)
+        >>> mcmc.run(jax.random.PRNGKey(0), extra_fields=("proposal_log_weight",))
         >>> check_sl(mcmc).columns.tolist()
         ['pareto_k', 'accept_prob', 'diverging']
     """

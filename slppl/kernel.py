@@ -38,6 +38,9 @@ class SLState(NamedTuple):
         diverging: whether the last proposal produced a NaN/Inf (it was then rejected).
         rng_key: PRNG key for the next step.
         denoiser_state: the denoiser's state (empty for analytic denoisers).
+        proposal_log_weight: log weight of the last proposal, accepted or not (``−inf`` if it
+            diverged); collect it with ``extra_fields=("proposal_log_weight",)`` for
+            :func:`slppl.diagnostics.pareto_khat`.
     """
 
     i: Any
@@ -49,6 +52,7 @@ class SLState(NamedTuple):
     diverging: Any
     rng_key: Any
     denoiser_state: Any
+    proposal_log_weight: Any
 
 
 def init(position, potential_fn, rng_key, denoiser):
@@ -75,6 +79,7 @@ def init(position, potential_fn, rng_key, denoiser):
         diverging=jnp.zeros((), bool),
         rng_key=rng_key,
         denoiser_state=denoiser.init(flat),
+        proposal_log_weight=jnp.asarray(-jnp.inf, flat.dtype),
     )
 
 
@@ -131,6 +136,7 @@ def build_kernel(denoiser, times, integrator, correction="mh", final="gaussian",
             diverging=move.diverging,
             rng_key=key,
             denoiser_state=move.denoiser_state,
+            proposal_log_weight=move.proposal_log_weight,
         )
 
     return kernel

@@ -132,8 +132,8 @@ def test_adaptation_is_frozen_after_warmup_and_a_second_run_compiles_nothing():
         mcmc.run(warm.rng_key, data)
         counts.append(len(traces) - before)
         last = mcmc.last_state
-        for a, b in zip(jax.tree_util.tree_leaves((warm.fit, warm.shift, warm.chol, warm.use_local)),
-                        jax.tree_util.tree_leaves((last.fit, last.shift, last.chol, last.use_local))):
+        for a, b in zip(jax.tree_util.tree_leaves((warm.mixture, warm.shift, warm.chol, warm.use_local)),
+                        jax.tree_util.tree_leaves((last.mixture, last.shift, last.chol, last.use_local))):
             np.testing.assert_array_equal(a, b)
         mu = np.asarray(mcmc.get_samples()["mu"])
         prec = 1 / 100 + data.size

@@ -11,6 +11,8 @@ Written with Σ rather than Σ⁻¹ this is finite at t = 0 (weights w_k, means 
 λ = 0, which makes point masses (the discrete and empirical denoisers) the same formula.
 """
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,6 +69,16 @@ def tilted_mixture(y, t, log_w, means, lam, vec, with_cov=True):
     return mean, 0.5 * (cov + cov.T)
 
 
+class MixtureParams(NamedTuple):
+    """A Gaussian mixture as arrays: ``log_weights (K,)``, ``means (K, d)`` and each covariance's
+    eigendecomposition ``eigvals (K, d)``, ``eigvecs (K, d, d)`` (``−inf`` weight: unused)."""
+
+    log_weights: Any
+    means: Any
+    eigvals: Any
+    eigvecs: Any
+
+
 class MixtureDenoiser(Denoiser):
     """Exact denoiser of a Gaussian mixture (components may be degenerate)."""
 
@@ -91,19 +103,26 @@ class MixtureDenoiser(Denoiser):
 
     @classmethod
     def from_fit(cls, fit):
-        """The denoiser of a :class:`~slppl.denoisers.fit.MixtureFit`, without validation.
+        """The denoiser of a :class:`~slppl.denoisers.fit.MixtureFit` (covariances eigendecomposed here)."""
+        lam, vec = jnp.linalg.eigh(0.5 * (fit.covs + jnp.swapaxes(fit.covs, -1, -2)))
+        return cls.from_params(MixtureParams(fit.log_weights, fit.means, jnp.clip(lam, 0.0, None), vec))
 
-        Works on traced arrays (the adaptive kernel builds its denoiser inside the compiled loop);
-        the covariances are eigendecomposed here.
+    @classmethod
+    def from_params(cls, params):
+        """The denoiser of :class:`MixtureParams`, without validation.
+
+        Works on traced arrays: the adaptive kernel keeps its fitted mixture as these arrays in
+        its state and rebuilds the denoiser inside the compiled loop at no cost.
         """
         self = object.__new__(cls)
-        lam, vec = jnp.linalg.eigh(0.5 * (fit.covs + jnp.swapaxes(fit.covs, -1, -2)))
-        self.log_weights = fit.log_weights
-        self.means = fit.means
-        self.eigvals = jnp.clip(lam, 0.0, None)
-        self.eigvecs = vec
-        self.dim = int(fit.means.shape[1])
+        self.log_weights, self.means, self.eigvals, self.eigvecs = params
+        self.dim = int(params.means.shape[1])
         return self
+
+    @property
+    def params(self):
+        """The mixture as :class:`MixtureParams` (arrays only)."""
+        return MixtureParams(self.log_weights, self.means, self.eigvals, self.eigvecs)
 
     def estimate(self, rng_key, y, t, state):
         mean, _ = tilted_mixture(y, t, self.log_weights, self.means, self.eigvals, self.eigvecs, False)
