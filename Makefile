@@ -29,6 +29,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/german_credit.py
 	$(PY) benchmarks/fab40.py
 	$(PY) benchmarks/repeated_runs.py
+	$(PY) benchmarks/adaptive_vs_nuts.py
+	$(PY) benchmarks/adaptive_vs_nuts.py --only centred
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

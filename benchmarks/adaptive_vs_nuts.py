@@ -35,7 +35,7 @@ sys.path.insert(0, HERE)
 import cases  # noqa: E402
 
 from slppl import SL  # noqa: E402
-from slppl.diagnostics import pareto_khat  # noqa: E402
+from slppl.diagnostics import KHAT_THRESHOLD, pareto_khat  # noqa: E402
 
 
 def scalars(samples):
@@ -107,7 +107,8 @@ def mode_rows(name, samples, fields, seconds, grads, case):
 def sl_extras(fields):
     acc = np.asarray(fields["accept_prob"]).mean()
     khat = pareto_khat(fields["proposal_log_weight"])
-    return {"accept": f"{acc:.3f}", "max k-hat": f"{khat.max():.2f}"}
+    return {"accept": f"{acc:.3f}", "max k-hat": f"{khat.max():.2f}",
+            "k-hat warning": "yes" if khat.max() > KHAT_THRESHOLD else "no"}
 
 
 def main(argv=None):
@@ -133,6 +134,7 @@ def main(argv=None):
             for name, kernel, field in (("NUTS", NUTS(case.model), "num_steps"), ("SL", SL(case.model), "num_grad_evals")):
                 mcmc, samples, fields, seconds, grads = run(kernel, case, args, field)
                 row, per_s = rows_fn(name, samples, fields, seconds, grads, case)
+                row["divergences"] = str(int(np.asarray(fields["diverging"]).sum()))
                 if name == "SL":
                     row.update(sl_extras(fields))
                 ratio[name] = per_s
@@ -145,10 +147,11 @@ def main(argv=None):
                 lines += ["", f"ESS per second, SL / NUTS: {ratio['SL'] / ratio['NUTS']:.2f}"]
             lines.append("")
     os.makedirs(args.out, exist_ok=True)
-    name = "adaptive_vs_nuts_quick.md" if args.quick else "adaptive_vs_nuts.md"
-    if args.only is None:
-        with open(os.path.join(args.out, name), "w") as f:
-            f.write("\n".join(lines) + "\n")
+    name = "adaptive_vs_nuts_quick" if args.quick else "adaptive_vs_nuts"
+    if args.only:
+        name += "_" + "".join(c if c.isalnum() else "_" for c in args.only.lower())
+    with open(os.path.join(args.out, name + ".md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

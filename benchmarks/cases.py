@@ -95,6 +95,10 @@ def reference_cases():
         cases.append(Case("eight schools (non-centred)", eight_schools_noncentered,
                           (jnp.asarray(data["sigma"], float), jnp.asarray(data["y"], float)),
                           _moments("eight_schools-eight_schools_noncentered")))
+        # Same posterior over (mu, tau, theta) as the non-centred model, written as the funnel.
+        cases.append(Case("eight schools (centred: a funnel)", eight_schools_centered,
+                          (jnp.asarray(data["sigma"], float), jnp.asarray(data["y"], float)),
+                          _moments("eight_schools-eight_schools_noncentered")))
         data = _data("arK-arK")
         cases.append(Case("arK (AR(5))", ark, (jnp.asarray(data["y"], float), int(data["K"])), _moments("arK-arK")))
     raw = np.loadtxt(os.path.join(EXAMPLES, "data", "german.data-numeric"))

@@ -100,7 +100,11 @@ def test_exact_integrator_and_path_scoring_agree_with_the_sampled_paths():
     np.testing.assert_allclose(exact.log_aux, -den.log_prob(exact.x), rtol=1e-10)
 
 
-@pytest.mark.parametrize("chain_method", ["sequential", "parallel", "vectorized"])
+@pytest.mark.parametrize(
+    "chain_method",
+    # sequential is NumPyro's path for one chain too, which the tests below run in CI
+    [pytest.param("sequential", marks=pytest.mark.slow), "parallel", "vectorized"],
+)
 def test_adaptive_kernel_finds_both_modes_with_every_chain_method(chain_method):
     mcmc = MCMC(SL(bimodal_model), num_warmup=200, num_samples=1000, num_chains=2, chain_method=chain_method,
                 progress_bar=False)

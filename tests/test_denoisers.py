@@ -70,11 +70,14 @@ def test_discrete_localises_on_a_support_point_at_large_t():
 def test_empirical_is_the_kde_mixture_and_tends_to_the_discrete_denoiser():
     draws = jax.random.normal(KEY, (200, 2))
     y, t, h = jnp.array([0.3, -0.2]), 2.0, 0.4
-    emp = Empirical(draws, bandwidth=h)
-    kde = GaussianMixture(jnp.ones(200), draws, jnp.stack([h**2 * jnp.eye(2)] * 200))
-    for a, b in zip(emp.estimate_with_cov(KEY, y, t, ())[:2], kde.estimate_with_cov(KEY, y, t, ())[:2]):
-        np.testing.assert_allclose(a, b, atol=1e-10)
-    np.testing.assert_allclose(emp.log_prob(y), kde.log_prob(y), rtol=1e-10)
+    draws = draws * jnp.array([1.0, 5.0])  # different scales: the whitened kernel follows them
+    cov = jnp.cov(draws, rowvar=False)
+    for whiten, kernel in ((False, h**2 * jnp.eye(2)), (True, h**2 * cov)):
+        emp = Empirical(draws, bandwidth=h, whiten=whiten)
+        kde = GaussianMixture(jnp.ones(200), draws, jnp.stack([kernel] * 200))
+        for a, b in zip(emp.estimate_with_cov(KEY, y, t, ())[:2], kde.estimate_with_cov(KEY, y, t, ())[:2]):
+            np.testing.assert_allclose(a, b, atol=1e-10)
+        np.testing.assert_allclose(emp.log_prob(y), kde.log_prob(y), rtol=1e-10)
     tiny = Empirical(draws, bandwidth=1e-6)
     np.testing.assert_allclose(tiny.estimate(KEY, y, t, ())[0], Discrete(draws, jnp.zeros(200)).estimate(KEY, y, t, ())[0], atol=1e-8)
     assert Empirical(draws).bandwidth > 0  # Silverman's rule by default
@@ -142,12 +145,16 @@ def test_laplace_recovers_a_gaussian_potential_exactly():
     np.testing.assert_allclose(c, cov, atol=1e-6)
 
 
-def test_laplace_refuses_a_potential_without_a_positive_definite_hessian():
+def test_laplace_escapes_a_saddle_and_refuses_a_flat_direction():
     from slppl.denoisers import laplace
 
     saddle = lambda x: 0.5 * x[0] ** 2 - 0.5 * x[1] ** 2 + 0.01 * x[1] ** 4  # BFGS from x1 = 0 stays on it
-    with pytest.raises(ValueError, match="not positive definite"):
-        laplace(saddle, jnp.array([1.0, 0.0]))
+    den = laplace(saddle, jnp.array([1.0, 0.0]))  # minima at x1 = ±5, Hessian diag(1, 2)
+    np.testing.assert_allclose(jnp.abs(den.means[0]), [0.0, 5.0], atol=1e-6)
+    np.testing.assert_allclose(jnp.sort(den.eigvals[0]), [0.5, 1.0], atol=1e-6)
+    flat = lambda x: 0.5 * x[0] ** 2  # x1 is not identified
+    with pytest.raises(ValueError, match="positive definite Hessian"):
+        laplace(flat, jnp.array([1.0, 0.0]))
 
 
 def test_flat_potential_matches_the_model_density():

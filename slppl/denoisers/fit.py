@@ -141,8 +141,8 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
         num_restarts: EM restarts per candidate; the best log likelihood wins.
         num_iters: EM iterations per restart.
 
-    Every candidate and restart runs as one batched EM over ``max(components)`` components, the
-    unused ones masked (one compiled program). Returns a :class:`MixtureFit` padded to
+    Every candidate and restart runs the same EM over ``max(components)`` components, the unused
+    ones masked (one compiled program, mapped over candidates and restarts). Returns a :class:`MixtureFit` padded to
     ``max(components)`` components.
 
     Example:
@@ -161,7 +161,10 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
     counts = jnp.repeat(jnp.asarray(components), num_restarts)
     masks = jnp.arange(k_max)[None, :] < counts[:, None]
     keys = jax.random.split(rng_key, counts.shape[0])
-    (log_w, means, covs), ll = jax.vmap(lambda key, mask: _em(key, x, mask, num_iters))(keys, masks)
+    # lax.map, not vmap: under pmap with as many chains as host devices on a 2-core CPU, the
+    # vmapped EM deadlocked XLA (every thread asleep) even for a 3-d normal model; mapped, that
+    # model runs. Larger models still deadlock there (docs §7), so this is not the whole story.
+    (log_w, means, covs), ll = jax.lax.map(lambda a: _em(a[0], x, a[1], num_iters), (keys, masks))
     num_params = counts * (d + d * (d + 1) / 2) + counts - 1
     bic = -2.0 * n * ll + num_params * jnp.log(n)
     best = jnp.argmin(jnp.where(jnp.isfinite(bic), bic, jnp.inf))

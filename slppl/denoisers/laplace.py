@@ -48,8 +48,8 @@ def laplace(potential_fn, init_position, max_iter=1000, max_restarts=5):
         x, hess, eig, vec = _newton_polish(potential_fn, grad_fn, x)
         if eig.min() > 0:
             return Gaussian(x, np.linalg.inv(hess))
-        if eig.min() == 0 or not np.isfinite(eig.min()):
-            break
+        if not np.isfinite(eig.min()) or abs(eig.min()) <= 1e-10 * np.abs(eig).max():
+            break  # a flat direction, not a saddle: no step size would escape it
         # A saddle: step down the most negative curvature direction by about one unit of it.
         step = vec[:, 0] / np.sqrt(-eig.min())
         x = min((x + step, x - step), key=lambda z: float(potential_fn(z)))
@@ -72,12 +72,18 @@ def _newton_polish(potential_fn, grad_fn, x, max_steps=20):
         if eig.min() <= 0:
             return x, hess, eig, vec  # not a minimum: the caller escapes the saddle
         delta = vec @ ((vec.T @ g) / eig)
-        if float(g @ delta) < NEWTON_DECREMENT_TOL:
-            return x, hess, eig, vec
+        decrement = float(g @ delta)
+        # Always try the step: BFGS stops on a gradient tolerance, one Newton step is exact for a quadratic.
         u0, scale = float(potential_fn(x)), 1.0
         while scale > 1e-6 and not float(potential_fn(x - scale * delta)) <= u0:
             scale /= 2
-        x = x - jnp.asarray(scale * delta, x.dtype)
+        if scale > 1e-6:
+            x = x - jnp.asarray(scale * delta, x.dtype)
+        if decrement < NEWTON_DECREMENT_TOL:
+            hess = np.asarray(jax.hessian(potential_fn)(x), dtype=np.float64)
+            hess = 0.5 * (hess + hess.T)
+            eig, vec = np.linalg.eigh(hess)
+            return x, hess, eig, vec
     raise ValueError(
         f"the MAP search did not reach a stationary point (|grad U| = {np.linalg.norm(g):.3g} after "
         f"{max_steps} Newton steps); the potential may be unbounded below or not smooth there"
