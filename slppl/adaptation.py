@@ -37,7 +37,7 @@ from .denoisers.mixture import MixtureDenoiser, MixtureParams
 from .kernel import imh_proposal
 from .trajectory import conditional_path, path_log_aux
 
-__all__ = ["AdaptiveState", "FAMILIES", "Schedule", "schedule", "init", "build_kernel", "MIN_WARMUP"]
+__all__ = ["AdaptiveState", "FAMILIES", "Schedule", "schedule", "init", "build_kernel", "make_local_kernels", "MIN_WARMUP"]
 
 FAMILIES = {"mixture": DEFAULT_COMPONENTS, "gaussian": (1,)}
 MIN_WARMUP = 100
