@@ -16,7 +16,7 @@ def run_example(name, *args):
 
 def test_bimodal_demo_runs_and_writes_its_report(tmp_path):
     out = run_example("bimodal_gmm.py", "--num-warmup", "100", "--num-samples", "200", "--num-steps", "10",
-                      "--num-chains", "2", "--out", str(tmp_path), "--no-progress-bar")
+                      "--num-chains", "2", "--out", str(tmp_path), "--no-progress-bar", "--single-run")
     assert "heavy-mode weight" in out.stdout and "SL(model), no denoiser / NUTS" in out.stdout
     assert (tmp_path / "bimodal_gmm.png").stat().st_size > 10_000
     assert "NUTS" in (tmp_path / "bimodal_gmm.md").read_text()
