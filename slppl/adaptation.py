@@ -289,12 +289,11 @@ def build_kernel(sched, family_components, times, integrator, local_kernels, num
         log_weight = jnp.where(move.accept, move.log_weight, state.log_weight)
         state = state._replace(z=z, potential_energy=pe, log_weight=log_weight)
         if moves > 0:
-            local_state, grads, local_accept, local_diverging = jax.lax.cond(
+            state, grads, local_accept, local_diverging = jax.lax.cond(
                 state.use_local, partial(local_moves, potential_fn=potential_fn), skip_local, state, move.accept, k_path
             )
-            state = local_state
         else:
-            grads, local_accept, local_diverging = jnp.zeros((), jnp.int32), jnp.zeros((), dtype), jnp.zeros((), bool)
+            state, grads, local_accept, local_diverging = skip_local(state, move.accept, k_path)
         itr = state.i + 1
         n = jnp.where(state.i < sched.num_warmup, itr - sched.num_explore - 1, itr - sched.num_warmup)
         mean_accept = jnp.where(n <= 1, 0.0, state.mean_accept_prob)
