@@ -11,8 +11,9 @@ flowMC-style, in three phases driven by the step counter ``i`` (NumPyro never si
    matrix" is set: proposals run in coordinates whitened by the buffer's covariance, so the
    unit-scale default grid suits latents of any scale. The chain's local kernel takes the
    adapted step size and mass matrix of a walker;
-3. **composite** (every later step, warmup and sampling alike): one global SL proposal, exact by
-   independent Metropolis–Hastings on path space, then ``num_local`` local NUTS moves. After a
+3. **composite** (every later step, warmup and sampling alike): one global SL step, exact by
+   independent Metropolis–Hastings on path space (i-SIR over ``num_proposals`` paths, see
+   :func:`slppl.kernel.imh_proposal`), then ``num_local`` local NUTS moves. After a
    local move the path is redrawn from its exact conditional given x
    (:func:`slppl.trajectory.conditional_path`), so the current state always has a finite weight.
    Both moves leave ``μ(x)·p(path | x)`` invariant, hence the composite is exact.
@@ -20,7 +21,10 @@ flowMC-style, in three phases driven by the step counter ``i`` (NumPyro never si
 After ``num_warmup`` nothing adapts: the fit, the whitening and the local step size are frozen.
 
 Phases are chosen by ``lax.switch`` on the (unbatched) step counter, so only one phase's work runs
-per step, also with ``chain_method="vectorized"`` (the switch sits outside the ``vmap``).
+per step, also with ``chain_method="vectorized"`` (the switch sits outside the ``vmap``). NumPyro's
+NUTS appears once in the step (walkers and chain share it), because compilation, not sampling,
+dominated the cost of small models: a first version with separate walker and chain NUTS programs
+spent 18 s compiling its step and 0.5 s running 3000 steps of eight schools.
 """
 
 import math
@@ -37,7 +41,7 @@ from .denoisers.mixture import MixtureDenoiser, MixtureParams
 from .kernel import imh_proposal
 from .trajectory import conditional_path, path_log_aux
 
-__all__ = ["AdaptiveState", "FAMILIES", "Schedule", "schedule", "init", "build_kernel", "make_local_kernels", "MIN_WARMUP"]
+__all__ = ["AdaptiveState", "FAMILIES", "Schedule", "schedule", "init", "build_kernel", "make_local_kernel", "MIN_WARMUP"]
 
 FAMILIES = {"mixture": DEFAULT_COMPONENTS, "gaussian": (1,)}
 MIN_WARMUP = 100
@@ -70,8 +74,8 @@ class AdaptiveState(NamedTuple):
             whitened coordinates, frozen after warmup.
         shift, chol: the whitening map ``x = shift + chol·u`` (SL's mass matrix).
         use_local: whether local moves run (decided at the end of warmup when ``num_local=None``).
-        local: NumPyro ``HMCState`` of the chain's local NUTS kernel.
-        walkers: NumPyro ``HMCState`` of the exploring walkers (batched; idle after the fit).
+        walkers: NumPyro ``HMCState`` of the exploring walkers (batched). From the fit on, slot 0
+            is the chain's own NUTS state for its local moves; the others are idle.
         buffer: ``(n, d)`` walker draws the denoiser is fitted to.
     """
 
@@ -91,7 +95,6 @@ class AdaptiveState(NamedTuple):
     shift: Any
     chol: Any
     use_local: Any
-    local: Any
     walkers: Any
     buffer: Any
 
@@ -127,9 +130,14 @@ def schedule(num_warmup, num_walkers, max_buffer=4000):
     return Schedule(num_warmup, num_explore, collect_start, thin, num_slots)
 
 
-def _nuts():
-    # One NumPyro NUTS per role: `hmc` keeps the settings of its last `init_kernel` call in closures.
-    return hmc(potential_fn_gen=lambda *a, **k: a[0], algo="NUTS")
+def make_local_kernel():
+    """The NumPyro NUTS kernel that moves the walkers and, after the fit, the chain.
+
+    One instance, called at one place in the step, so its program is compiled once: the walkers
+    adapt during exploration (``num_warmup = num_explore`` at init), and the chain continues from
+    the best walker's state, whose counter is past that window, so its local moves never adapt.
+    """
+    return _Local(*hmc(potential_fn_gen=lambda *a, **k: a[0], algo="NUTS"))
 
 
 class _Local(NamedTuple):
@@ -137,28 +145,30 @@ class _Local(NamedTuple):
     sample: Any
 
 
-def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_kernels, target_accept_prob=0.8):
+def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_kernel, target_accept_prob=0.8,
+         num_proposals=1):
     """Initial :class:`AdaptiveState` for one chain.
 
-    ``walker_z`` holds the walkers' starting points (leading axis = walkers); ``local_kernels`` is
-    ``(walkers, local)``, two :class:`_Local` pairs made by :func:`make_local_kernels`.
+    ``walker_z`` holds the walkers' starting points (leading axis = walkers); a walker whose
+    potential is not finite there starts from ``z`` instead. ``local_kernel`` comes from
+    :func:`make_local_kernel`.
     """
-    walkers_nuts, local_nuts = local_kernels
     flat, _ = ravel_pytree(z)
     dtype = flat.dtype
     d = flat.shape[0]
     num_walkers = jax.tree_util.tree_leaves(walker_z)[0].shape[0]
-    k_walkers, k_local, key = jax.random.split(rng_key, 3)
+    k_walkers, key = jax.random.split(rng_key)
+    finite = jnp.isfinite(jax.vmap(potential_fn)(walker_z))
+    walker_z = jax.tree_util.tree_map(
+        lambda w, a: jnp.where(finite.reshape((-1,) + (1,) * (w.ndim - 1)), w, a), walker_z, z
+    )
 
     def init_walker(z0, key):
-        return walkers_nuts.init(
+        return local_kernel.init(
             z0, sched.num_explore, model_args=(potential_fn,), rng_key=key, target_accept_prob=target_accept_prob
         )
 
     walkers = jax.vmap(init_walker)(walker_z, jax.random.split(k_walkers, num_walkers))
-    local = local_nuts.init(
-        z, 0, adapt_step_size=False, adapt_mass_matrix=False, model_args=(potential_fn,), rng_key=k_local
-    )
     k_max = max(family_components)
     mixture = MixtureParams(
         jnp.full((k_max,), -jnp.log(k_max), dtype),
@@ -168,17 +178,17 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
     )
     zero = jnp.zeros((), dtype)
     izero = jnp.zeros((), jnp.int32)
-    pe = jnp.asarray(potential_fn(z), dtype)
+    no_weights = jnp.full(() if num_proposals == 1 else (num_proposals,), -jnp.inf, dtype)
     return AdaptiveState(
         i=izero,
         z=z,
-        potential_energy=pe,
+        potential_energy=jnp.asarray(potential_fn(z), dtype),
         log_weight=jnp.asarray(-jnp.inf, dtype),
         accept_prob=zero,
         mean_accept_prob=zero,
         diverging=jnp.zeros((), bool),
         rng_key=key,
-        proposal_log_weight=jnp.asarray(-jnp.inf, dtype),
+        proposal_log_weight=no_weights,
         local_accept_prob=zero,
         num_grad_evals=izero,
         num_potential_evals=izero,
@@ -186,160 +196,188 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
         shift=jnp.zeros(d, dtype),
         chol=jnp.eye(d, dtype=dtype),
         use_local=jnp.ones((), bool),
-        local=local,
         walkers=walkers,
         buffer=jnp.zeros((sched.num_slots * num_walkers, d), dtype),
     )
 
 
-def make_local_kernels():
-    """Two NumPyro NUTS kernels: one for the walkers, one for the chain's local moves."""
-    return tuple(_Local(*_nuts()) for _ in range(2))
+class _LocalStats(NamedTuple):
+    grads: Any
+    accept: Any
+    diverging: Any
 
 
-def build_kernel(sched, family_components, times, integrator, local_kernels, num_local=None, batched=False, num_reweight=128):
+def build_kernel(sched, family_components, times, integrator, local_kernel, num_local=None, batched=False,
+                 num_reweight=128, num_proposals=1):
     """Return ``kernel(state, potential_fn) -> state``: one step of the adaptive SL kernel.
 
-    ``num_local``: local NUTS moves after each global proposal; ``None`` (default) makes one
+    ``num_local``: local NUTS moves after each global step; ``None`` (default) makes one
     during warmup and keeps it after warmup only if the warmup's global acceptance was below
-    ``LOCAL_THRESHOLD``.
+    ``LOCAL_THRESHOLD``. ``num_proposals``: SL paths per global step (i-SIR when > 1, see
+    :func:`slppl.kernel.imh_proposal`).
+
+    A step is: the phase's own work (nothing / the fit / the global SL move), then NUTS moves of
+    the walker slots the phase activates (every walker while exploring, slot 0 — the chain — in
+    the composite phase), then the phase's bookkeeping. NUTS thus sits at one place in the
+    program.
 
     ``batched=True`` when the state has a leading chain axis (``chain_method="vectorized"``): the
     phase is then read from the first chain's counter, outside the ``vmap``.
     """
-    walkers_nuts, local_nuts = local_kernels
     moves = 1 if num_local is None else num_local
 
     def explore(state, potential_fn):
-        def one(w):
-            return walkers_nuts.sample(w, (potential_fn,), {})
-
-        walkers = jax.vmap(one)(state.walkers)
-        flat = jax.vmap(lambda z: ravel_pytree(z)[0])(walkers.z)
-        num_walkers, d = flat.shape
-        slot = (state.i - sched.collect_start) // sched.thin
-        store = (state.i >= sched.collect_start) & ((state.i - sched.collect_start) % sched.thin == 0)
-        start = jnp.clip(slot, 0, sched.num_slots - 1) * num_walkers
-        updated = jax.lax.dynamic_update_slice(state.buffer, flat.astype(state.buffer.dtype), (start, jnp.zeros_like(start)))
-        buffer = jnp.where(store, updated, state.buffer)
-        first = jax.tree_util.tree_map(lambda a: a[0], walkers)
-        return state._replace(
-            i=state.i + 1,
-            z=first.z,
-            potential_energy=first.potential_energy.astype(state.potential_energy.dtype),
-            diverging=jnp.any(walkers.diverging),
-            walkers=walkers,
-            buffer=buffer,
-            local_accept_prob=jnp.mean(walkers.accept_prob).astype(state.local_accept_prob.dtype),
-            num_grad_evals=jnp.sum(walkers.num_steps).astype(jnp.int32),
-            num_potential_evals=jnp.zeros((), jnp.int32),
-        )
+        return state
 
     def fit(state, potential_fn):
-        key, k_fit, k_weights = jax.random.split(state.rng_key, 3)
+        key, k_fit, k_weights, k_path = jax.random.split(state.rng_key, 4)
         flat, unravel = ravel_pytree(state.z)
-        dtype = flat.dtype
+        dtype, d = flat.dtype, flat.shape[0]
         # Walkers that diverged or never moved leave non-finite rows; they must not enter the fit.
         good = jnp.all(jnp.isfinite(state.buffer), axis=1)
         fill = jnp.where(good[:, None], state.buffer, state.buffer[jnp.argmax(good)])
         shift, cov = fit_gaussian(fill)
         chol = jnp.linalg.cholesky(cov)
-        u = jax.scipy.linalg.solve_triangular(chol, (fill - shift).T, lower=True).T
+        # An explicit L⁻¹ (see fit._component_log_prob for why not a wide triangular solve).
+        u = (fill - shift) @ jax.scipy.linalg.solve_triangular(chol, jnp.eye(d, dtype=dtype), lower=True).T
         mixture = fit_mixture(k_fit, u, family_components)
 
         def log_density_u(u_):
             return -potential_fn(unravel((shift + chol @ u_).astype(dtype)))
 
         mixture = reweight(k_weights, mixture, log_density_u, num_reweight)
-        # The chain starts from the walker with the highest density, with that walker's adapted
-        # step size and mass matrix for its local moves.
-        best = jnp.argmin(jnp.where(jnp.isfinite(state.walkers.potential_energy), state.walkers.potential_energy, jnp.inf))
+        # The chain starts from the walker with the highest density; it takes that walker's slot 0
+        # (and its adapted step size and mass matrix) for its local moves.
+        pes = state.walkers.potential_energy
+        best = jnp.argmin(jnp.where(jnp.isfinite(pes), pes, jnp.inf))
         walker = jax.tree_util.tree_map(lambda a: a[best], state.walkers)
-        local = state.local._replace(
-            z=walker.z, z_grad=walker.z_grad, potential_energy=walker.potential_energy,
-            adapt_state=walker.adapt_state,
+        walkers = jax.tree_util.tree_map(lambda a, b: a.at[0].set(b), state.walkers, walker)
+        state = state._replace(
+            mixture=MixtureDenoiser.from_fit(mixture).params, shift=shift, chol=chol, walkers=walkers, z=walker.z,
+            potential_energy=walker.potential_energy.astype(dtype), rng_key=key,
         )
-        pe = walker.potential_energy.astype(dtype)
-        # The start has no path yet (weight −inf): the first finite proposal, in warmup, replaces it.
-        return state._replace(
-            mixture=MixtureDenoiser.from_fit(mixture).params, shift=shift, chol=chol, local=local, z=walker.z,
-            potential_energy=pe,
-            i=state.i + 1, rng_key=key, log_weight=jnp.asarray(-jnp.inf, dtype),
-            num_grad_evals=jnp.zeros((), jnp.int32),
-            num_potential_evals=jnp.asarray(num_reweight * max(family_components), jnp.int32),
-        )
+        return state._replace(log_weight=_refreshed_weight(k_path, state, integrator, times))
 
-    def composite(state, potential_fn):
-        key, k_global, k_path = jax.random.split(state.rng_key, 3)
+    def global_move(state, potential_fn):
+        key, k_global, k_sync = jax.random.split(state.rng_key, 3)
         flat, unravel = ravel_pytree(state.z)
         dtype = flat.dtype
-        denoiser = MixtureDenoiser.from_params(state.mixture)
 
         def to_x(u):
             return unravel((state.shift + state.chol @ u).astype(dtype))
 
-        def potential_u(u):
-            return potential_fn(to_x(u))
-
         move = imh_proposal(
-            k_global, state.log_weight, denoiser, (), potential_u, jnp.asarray(times, dtype), integrator, dim=flat.shape[0]
+            k_global, state.log_weight, MixtureDenoiser.from_params(state.mixture), (),
+            lambda u: potential_fn(to_x(u)), jnp.asarray(times, dtype), integrator, dim=flat.shape[0],
+            num_proposals=num_proposals,
         )
         z = jax.tree_util.tree_map(lambda a, b: jnp.where(move.accept, a, b), to_x(move.x), state.z)
         pe = jnp.where(move.accept, move.potential_energy, state.potential_energy)
-        log_weight = jnp.where(move.accept, move.log_weight, state.log_weight)
-        state = state._replace(z=z, potential_energy=pe, log_weight=log_weight)
-        if moves > 0:
-            state, grads, local_accept, local_diverging = jax.lax.cond(
-                state.use_local, partial(local_moves, potential_fn=potential_fn), skip_local, state, move.accept, k_path
-            )
-        else:
-            state, grads, local_accept, local_diverging = skip_local(state, move.accept, k_path)
-        itr = state.i + 1
-        n = jnp.where(state.i < sched.num_warmup, itr - sched.num_explore - 1, itr - sched.num_warmup)
+
+        def sync(walkers):
+            # The chain's NUTS state needs ∇U at the point the global move accepted.
+            pe_, grad = jax.value_and_grad(potential_fn)(z)
+            chain = jax.tree_util.tree_map(lambda a: a[0], walkers)._replace(z=z, z_grad=grad, potential_energy=pe_)
+            return jax.tree_util.tree_map(lambda a, b: a.at[0].set(b), walkers, chain)
+
+        walkers = jax.lax.cond(state.use_local & move.accept & (moves > 0), sync, lambda w: w, state.walkers)
+        n = state.i + 1 - jnp.where(state.i < sched.num_warmup, sched.num_explore + 1, sched.num_warmup)
         mean_accept = jnp.where(n <= 1, 0.0, state.mean_accept_prob)
         mean_accept = mean_accept + (move.accept_prob - mean_accept) / jnp.maximum(n, 1)
-        use_local = state.use_local
-        if num_local is None:
-            # Frozen from here on: the warmup's own acceptance decides whether local moves pay.
-            use_local = jnp.where(itr == sched.num_warmup, mean_accept < LOCAL_THRESHOLD, use_local)
         return state._replace(
-            i=itr, rng_key=key, accept_prob=move.accept_prob, mean_accept_prob=mean_accept.astype(dtype),
-            diverging=move.diverging | local_diverging, proposal_log_weight=move.proposal_log_weight,
-            local_accept_prob=local_accept, num_grad_evals=grads, use_local=use_local,
-            num_potential_evals=jnp.ones((), jnp.int32),
+            z=z, potential_energy=pe, log_weight=jnp.where(move.accept, move.log_weight, state.log_weight),
+            walkers=walkers, rng_key=key, accept_prob=move.accept_prob, mean_accept_prob=mean_accept.astype(dtype),
+            diverging=move.diverging, proposal_log_weight=move.proposal_log_weight,
+            num_grad_evals=(state.use_local & move.accept & (moves > 0)).astype(jnp.int32),
+            num_potential_evals=jnp.asarray(num_proposals, jnp.int32),
         )
 
-    def local_moves(state, accepted, rng_key, potential_fn):
-        """``moves`` local NUTS moves, then a fresh path given the new point (its weight)."""
+    def local(state, num_active, potential_fn):
+        """NUTS on walker slots ``0 … num_active − 1`` (slot 0 ``num_active`` times in the composite phase)."""
         dtype = state.potential_energy.dtype
-        # The local kernel needs U and ∇U at the point, new if the global move was accepted.
-        pe, grad = jax.value_and_grad(potential_fn)(state.z)
-        local = state.local._replace(z=state.z, z_grad=grad, potential_energy=pe)
-        grads = jnp.where(accepted, 1, 0).astype(jnp.int32)
-        accept, diverging = jnp.zeros((), dtype), jnp.zeros((), bool)
-        for _ in range(moves):
-            local = local_nuts.sample(local, (potential_fn,), {})
-            grads = grads + local.num_steps.astype(jnp.int32)
-            accept = accept + local.accept_prob.astype(dtype) / moves
-            diverging = diverging | local.diverging
-        state = state._replace(local=local, z=local.z, potential_energy=local.potential_energy.astype(dtype))
-        log_weight, _ = _refreshed_weight(rng_key, state, integrator, times)
-        return state._replace(log_weight=log_weight), grads, accept, diverging
+        exploring = state.i < sched.num_explore
 
-    def skip_local(state, accepted, rng_key):
-        dtype = state.potential_energy.dtype
-        return state, jnp.zeros((), jnp.int32), jnp.zeros((), dtype), jnp.zeros((), bool)
+        def body(j, carry):
+            walkers, stats = carry
+            slot = jnp.where(exploring, j, 0)
+            w = local_kernel.sample(jax.tree_util.tree_map(lambda a: a[slot], walkers), (potential_fn,), {})
+            walkers = jax.tree_util.tree_map(lambda a, b: a.at[slot].set(b), walkers, w)
+            return walkers, _LocalStats(
+                stats.grads + w.num_steps.astype(jnp.int32), stats.accept + w.accept_prob.astype(dtype),
+                stats.diverging | w.diverging,
+            )
 
-    branches = (explore, fit, composite)
+        stats = _LocalStats(jnp.zeros((), jnp.int32), jnp.zeros((), dtype), jnp.zeros((), bool))
+        walkers, stats = jax.lax.fori_loop(0, num_active, body, (state.walkers, stats))
+        return state._replace(walkers=walkers), stats._replace(accept=stats.accept / jnp.maximum(num_active, 1))
+
+    def after_explore(state, stats, potential_fn):
+        walkers = state.walkers
+        flat = jax.vmap(lambda z: ravel_pytree(z)[0])(walkers.z)
+        num_walkers, d = flat.shape
+        slot = (state.i - sched.collect_start) // sched.thin
+        store = (state.i >= sched.collect_start) & ((state.i - sched.collect_start) % sched.thin == 0)
+        start = jnp.clip(slot, 0, sched.num_slots - 1) * num_walkers
+        updated = jax.lax.dynamic_update_slice(state.buffer, flat.astype(state.buffer.dtype), (start, jnp.zeros_like(start)))
+        first = jax.tree_util.tree_map(lambda a: a[0], walkers)
+        return state._replace(
+            i=state.i + 1,
+            z=first.z,
+            potential_energy=first.potential_energy.astype(state.potential_energy.dtype),
+            diverging=stats.diverging,
+            buffer=jnp.where(store, updated, state.buffer),
+            local_accept_prob=stats.accept,
+            num_grad_evals=stats.grads,
+            num_potential_evals=jnp.zeros((), jnp.int32),
+        )
+
+    def after_fit(state, stats, potential_fn):
+        return state._replace(
+            i=state.i + 1, num_grad_evals=jnp.zeros((), jnp.int32),
+            num_potential_evals=jnp.asarray(num_reweight * max(family_components), jnp.int32),
+        )
+
+    def after_composite(state, stats, potential_fn):
+        def refresh(state):
+            # The local moves left x without a path: draw one from its exact conditional.
+            chain = jax.tree_util.tree_map(lambda a: a[0], state.walkers)
+            key, k_path = jax.random.split(state.rng_key)
+            state = state._replace(z=chain.z, potential_energy=chain.potential_energy.astype(state.potential_energy.dtype),
+                                   rng_key=key)
+            return state._replace(log_weight=_refreshed_weight(k_path, state, integrator, times))
+
+        use_local = state.use_local & (moves > 0)
+        state = jax.lax.cond(use_local, refresh, lambda s: s, state)
+        itr = state.i + 1
+        new_use_local = state.use_local
+        if num_local is None:
+            # Frozen from here on: the warmup's own acceptance decides whether local moves pay.
+            new_use_local = jnp.where(itr == sched.num_warmup, state.mean_accept_prob < LOCAL_THRESHOLD, new_use_local)
+        return state._replace(
+            i=itr, diverging=state.diverging | stats.diverging, local_accept_prob=stats.accept,
+            num_grad_evals=state.num_grad_evals + stats.grads, use_local=new_use_local,
+        )
 
     def phase(i):
         return jnp.where(i < sched.num_explore, EXPLORE, jnp.where(i == sched.num_explore, FIT, COMPOSITE))
 
+    def num_active(state, p):
+        walkers = jax.tree_util.tree_leaves(state.walkers.z)[0].shape[0]
+        return jnp.where(p == EXPLORE, walkers, jnp.where((p == COMPOSITE) & state.use_local, moves, 0))
+
+    before = (explore, fit, global_move)
+    after = (after_explore, after_fit, after_composite)
+
     def kernel(state, potential_fn):
         if batched:
-            fns = [jax.vmap(lambda s, b=b: b(s, potential_fn)) for b in branches]
-            return jax.lax.switch(phase(state.i[0]), fns, state)
-        return jax.lax.switch(phase(state.i), [lambda s, b=b: b(s, potential_fn) for b in branches], state)
+            p = phase(state.i[0])
+            state = jax.lax.switch(p, [jax.vmap(partial(b, potential_fn=potential_fn)) for b in before], state)
+            state, stats = jax.vmap(lambda s: local(s, num_active(s, p), potential_fn))(state)
+            return jax.lax.switch(p, [jax.vmap(partial(a, potential_fn=potential_fn)) for a in after], state, stats)
+        p = phase(state.i)
+        state = jax.lax.switch(p, [partial(b, potential_fn=potential_fn) for b in before], state)
+        state, stats = local(state, num_active(state, p), potential_fn)
+        return jax.lax.switch(p, [partial(a, potential_fn=potential_fn) for a in after], state, stats)
 
     return kernel
 
@@ -353,4 +391,4 @@ def _refreshed_weight(rng_key, state, integrator, times):
     path = conditional_path(k_path, u, times)
     log_aux, _ = path_log_aux(k_aux, MixtureDenoiser.from_params(state.mixture), times, integrator, path, u)
     log_weight = log_aux - state.potential_energy
-    return jnp.where(jnp.isfinite(log_weight), log_weight, -jnp.inf), path
+    return jnp.where(jnp.isfinite(log_weight), log_weight, -jnp.inf)

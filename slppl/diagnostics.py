@@ -93,8 +93,9 @@ def pareto_khat(log_weights):
     is thin, and its ESS may be unreliable).
 
     Args:
-        log_weights: ``(chains, draws)`` log weights, or an ``MCMC`` run with an adaptive SL kernel
-            (its ``proposal_log_weight`` field).
+        log_weights: ``(chains, draws)`` log weights (``(chains, draws, K)`` with ``K`` proposals
+            per step), or an ``MCMC`` run with an SL kernel that collected its
+            ``proposal_log_weight`` field (the adaptive kernel does by default).
 
     Example:
         >>> import numpy as np
@@ -104,7 +105,8 @@ def pareto_khat(log_weights):
     """
     if hasattr(log_weights, "get_extra_fields"):
         log_weights = log_weights.get_extra_fields(group_by_chain=True)["proposal_log_weight"]
-    lw = np.atleast_2d(np.asarray(log_weights, dtype=np.float64))
+    lw = np.asarray(log_weights, dtype=np.float64)
+    lw = lw.reshape(lw.shape[0], -1) if lw.ndim > 2 else np.atleast_2d(lw)
     khat = []
     for chain in lw:
         finite = chain[np.isfinite(chain)]
@@ -140,12 +142,18 @@ def check_sl(mcmc, warn=True, threshold=KHAT_THRESHOLD):
     extra = mcmc.get_extra_fields(group_by_chain=True)
     accept = np.asarray(extra["accept_prob"]).mean(1)
     diverging = np.asarray(extra["diverging"]).mean(1)
-    khat = pareto_khat(extra["proposal_log_weight"]) if "proposal_log_weight" in extra else np.full(accept.shape, np.nan)
+    if "proposal_log_weight" in extra:
+        lw = np.asarray(extra["proposal_log_weight"], dtype=np.float64)
+        khat = pareto_khat(lw)
+        # With several proposals per step `diverging` means "any"; "every" is read from the weights.
+        all_diverged = ~np.isfinite(lw.reshape(lw.shape[0], -1)).any(1)
+    else:
+        khat, all_diverged = np.full(accept.shape, np.nan), diverging == 1.0
     table = pd.DataFrame({"pareto_k": khat, "accept_prob": accept, "diverging": diverging})
     table.index.name = "chain"
     if warn:
         for c, row in table.iterrows():
-            if row.diverging == 1.0:
+            if all_diverged[c]:
                 warnings.warn(
                     f"chain {c}: every SL proposal diverged (NaN/Inf from the denoiser or the model); the chain "
                     "never moved by SL. Check the model's potential at the denoiser's draws and the denoiser's "

@@ -55,7 +55,7 @@ class SLState(NamedTuple):
     proposal_log_weight: Any
 
 
-def init(position, potential_fn, rng_key, denoiser):
+def init(position, potential_fn, rng_key, denoiser, num_proposals=1):
     """Initial :class:`SLState` at ``position`` (a pytree of the target's parameters).
 
     Example:
@@ -79,12 +79,14 @@ def init(position, potential_fn, rng_key, denoiser):
         diverging=jnp.zeros((), bool),
         rng_key=rng_key,
         denoiser_state=denoiser.init(flat),
-        proposal_log_weight=jnp.asarray(-jnp.inf, flat.dtype),
+        proposal_log_weight=jnp.full(() if num_proposals == 1 else (num_proposals,), -jnp.inf, flat.dtype),
     )
 
 
-def build_kernel(denoiser, times, integrator, correction="mh", final="gaussian", cov_floor=0.0, num_warmup=0):
-    """Return ``kernel(state, potential_fn) -> state``, one SL proposal per call.
+def build_kernel(
+    denoiser, times, integrator, correction="mh", final="gaussian", cov_floor=0.0, num_warmup=0, num_proposals=1
+):
+    """Return ``kernel(state, potential_fn) -> state``, one SL step per call.
 
     Args:
         denoiser: a :class:`~slppl.denoisers.Denoiser` acting on the flattened position.
@@ -93,6 +95,8 @@ def build_kernel(denoiser, times, integrator, correction="mh", final="gaussian",
         correction: ``"mh"`` (exact) or ``None`` (raw SL draws).
         final, cov_floor: the final draw (see :func:`~slppl.trajectory.sample_trajectory`).
         num_warmup: steps after which ``mean_accept_prob`` restarts.
+        num_proposals: paths per step (i-SIR when > 1, see :func:`imh_proposal`); match it in
+            :func:`init`.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -116,7 +120,7 @@ def build_kernel(denoiser, times, integrator, correction="mh", final="gaussian",
         key, key_move = jax.random.split(state.rng_key)
         move = imh_proposal(
             key_move, state.log_weight, denoiser, state.denoiser_state, lambda x: potential_fn(unravel(x)),
-            jnp.asarray(times, flat.dtype), integrator, correction, final, cov_floor, flat.shape[0],
+            jnp.asarray(times, flat.dtype), integrator, correction, final, cov_floor, flat.shape[0], num_proposals,
         )
         itr = state.i + 1
         n = jnp.where(state.i < num_warmup, itr, itr - num_warmup)
@@ -150,9 +154,11 @@ class Move(NamedTuple):
         x: the proposed point (flat).
         potential_energy: ``U(x)``.
         log_weight: its log weight on the extended space (``log_aux − U(x)``).
-        accept_prob: Metropolis–Hastings acceptance probability (0 when it diverged).
-        diverging: a NaN/Inf appeared in the path, the denoiser or the model.
-        proposal_log_weight: ``log_weight``, ``−inf`` when it diverged (for Pareto k̂).
+        accept_prob: Metropolis–Hastings acceptance probability (0 when it diverged); with
+            several proposals, the probability of leaving the current point.
+        diverging: a NaN/Inf appeared in a path, the denoiser or the model.
+        proposal_log_weight: ``log_weight`` of every proposal (``(K,)`` for ``K > 1``), ``−inf``
+            where it diverged (for Pareto k̂).
         denoiser_state: the denoiser's state after the path.
     """
 
@@ -168,14 +174,20 @@ class Move(NamedTuple):
 
 def imh_proposal(
     rng_key, log_weight, denoiser, denoiser_state, potential_fn, times, integrator, correction="mh",
-    final="gaussian", cov_floor=0.0, dim=None,
+    final="gaussian", cov_floor=0.0, dim=None, num_proposals=1,
 ):
-    """One SL trajectory proposed against a current point of log weight ``log_weight``.
+    """SL trajectories proposed against a current point of log weight ``log_weight``.
 
     ``potential_fn`` acts on the flat vector the denoiser sees; ``times`` fixes the dtype of the
-    result. With ``correction="mh"`` the
-    proposal is accepted by independent Metropolis–Hastings on path space; with ``None`` every
-    finite proposal is accepted. Returns a :class:`Move`.
+    result. With ``correction="mh"`` and one proposal, it is accepted by independent
+    Metropolis–Hastings on path space. With ``num_proposals = K > 1`` the step is iterated
+    sampling importance resampling (i-SIR; Andrieu, Lee & Vihola 2018; Tjelmeland 2004): ``K``
+    independent paths are drawn and the next point is picked among them and the current one with
+    probability proportional to the weights. It is exact for the same reason (a Gibbs step on the
+    index of an ensemble of one target draw and ``K`` proposal draws), the ``K`` paths are
+    evaluated in one batch, and it moves far more often when the weights vary: ``accept_prob``
+    is then the probability of leaving the current point, and ``proposal_log_weight`` has shape
+    ``(K,)``. With ``correction=None`` the first finite proposal is taken. Returns a :class:`Move`.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -190,21 +202,49 @@ def imh_proposal(
     key_traj, key_accept = jax.random.split(rng_key)
     times = jnp.asarray(times)
     dtype = times.dtype
-    traj = sample_trajectory(key_traj, denoiser, times, integrator, denoiser_state, final, cov_floor, dim=dim)
-    x = traj.x.astype(dtype)
-    pe = jnp.asarray(potential_fn(x), dtype)
-    log_weight_new = traj.log_aux - pe
-    diverging = traj.diverging | ~jnp.isfinite(log_weight_new)
+
+    def propose(key):
+        traj = sample_trajectory(key, denoiser, times, integrator, denoiser_state, final, cov_floor, dim=dim)
+        x = traj.x.astype(dtype)
+        pe = jnp.asarray(potential_fn(x), dtype)
+        log_weight_new = traj.log_aux - pe
+        return x, pe, log_weight_new, traj.diverging | ~jnp.isfinite(log_weight_new), traj.denoiser_state
+
+    if num_proposals == 1:
+        x, pe, log_weight_new, diverging, state = propose(key_traj)
+        if correction == "mh":
+            log_ratio = log_weight_new - log_weight
+            accept_prob = jnp.where(diverging, 0.0, jnp.exp(jnp.minimum(log_ratio, 0.0)))
+            accept = jax.random.uniform(key_accept, dtype=dtype) < accept_prob
+        else:
+            accept_prob = jnp.where(diverging, 0.0, 1.0)
+            accept = ~diverging
+        return Move(
+            accept, x, pe, log_weight_new, accept_prob.astype(dtype), diverging,
+            jnp.where(diverging, -jnp.inf, log_weight_new), state,
+        )
+    xs, pes, log_weights, divergings, states = jax.vmap(propose)(jax.random.split(key_traj, num_proposals))
+    proposal_log_weight = jnp.where(divergings, -jnp.inf, log_weights)
     if correction == "mh":
-        log_ratio = log_weight_new - log_weight
-        accept_prob = jnp.where(diverging, 0.0, jnp.exp(jnp.minimum(log_ratio, 0.0)))
-        accept = jax.random.uniform(key_accept, dtype=dtype) < accept_prob
+        logits = jnp.concatenate([jnp.reshape(jnp.asarray(log_weight, dtype), (1,)), proposal_log_weight])
+        # A current point of weight −inf (no path yet) is left for any finite proposal.
+        logits = jnp.where(jnp.isnan(logits), -jnp.inf, logits)
+        probs = jax.nn.softmax(logits)
+        stay = jnp.where(jnp.all(jnp.isinf(logits) & (logits < 0)), 1.0, probs[0])
+        pick = jax.random.categorical(key_accept, logits)
+        accept = (pick > 0) & jnp.isfinite(logits[pick])
+        chosen = jnp.maximum(pick - 1, 0)
     else:
-        accept_prob = jnp.where(diverging, 0.0, 1.0)
-        accept = ~diverging
+        chosen = jnp.argmax(~divergings)
+        accept = ~divergings[chosen]
+        stay = jnp.where(accept, 0.0, 1.0)
+
+    def take(a):
+        return a[chosen]
+
     return Move(
-        accept, x, pe, log_weight_new, accept_prob.astype(dtype), diverging,
-        jnp.where(diverging, -jnp.inf, log_weight_new), traj.denoiser_state,
+        accept, xs[chosen], pes[chosen], log_weights[chosen], (1.0 - stay).astype(dtype), jnp.any(divergings),
+        proposal_log_weight, jax.tree_util.tree_map(take, states),
     )
 
 

@@ -8,12 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from numpyro.infer.initialization import init_to_uniform
+from numpyro.infer.initialization import init_to_sample, init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
-from numpyro.infer.util import initialize_model
+from numpyro.infer.util import find_valid_initial_params, initialize_model
 from numpyro.util import identity, is_prng_key
-
-from numpyro.infer.initialization import init_to_sample
 
 from . import adaptation
 from . import kernel as core
@@ -28,6 +26,7 @@ DEFAULT_NUM_STEPS = 50
 # A fitted denoiser's paths are drawn exactly (integrators.Exact) unless another integrator is
 # asked for; with SecondOrder, a Gaussian is exact in one step, a mixture needs steps at small t.
 FITTED_NUM_STEPS = {"gaussian": 1, "mixture": 25}
+DEFAULT_PROPOSALS = 8
 
 
 class SL(MCMCKernel):
@@ -67,6 +66,12 @@ class SL(MCMCKernel):
         num_local: local NUTS moves after each global proposal when the kernel builds its
             denoiser. ``None`` (default): one during warmup, kept after warmup only if the global
             proposals were accepted less than half the time in warmup; 0: global proposals only.
+        num_proposals: SL paths per step. With more than one, the next point is picked among
+            them and the current one in proportion to their exact weights (i-SIR, exact too; see
+            :func:`slppl.kernel.imh_proposal`): the paths are evaluated in one batch and the
+            chain moves far more often. Default ``DEFAULT_PROPOSALS`` (8) with a built denoiser,
+            whose paths cost one model evaluation each, and 1 with a given denoiser, whose paths
+            cost ``num_steps`` denoiser calls.
         target_accept_prob: target of the local NUTS step-size adaptation.
 
     With a built denoiser, ``num_warmup`` must be at least 100: the first quarter (at least 50
@@ -109,6 +114,7 @@ class SL(MCMCKernel):
         init_strategy=init_to_uniform,
         num_walkers=16,
         num_local=None,
+        num_proposals=None,
         target_accept_prob=0.8,
     ):
         if (model is None) == (potential_fn is None):
@@ -142,6 +148,11 @@ class SL(MCMCKernel):
             _check_adaptive(integrator, correction, final, num_walkers, num_local)
         self.num_walkers = int(num_walkers)
         self.num_local = None if num_local is None else int(num_local)
+        if num_proposals is None:
+            num_proposals = 1 if self.family is None else DEFAULT_PROPOSALS
+        if int(num_proposals) != num_proposals or num_proposals < 1:
+            raise ValueError(f"num_proposals must be a positive integer, got {num_proposals!r}")
+        self.num_proposals = int(num_proposals)
         self.target_accept_prob = float(target_accept_prob)
         self._potential_fn_gen = None
         self._postprocess_fn = None
@@ -203,70 +214,61 @@ class SL(MCMCKernel):
         self._sample_fn = self._build_sampler(int(num_warmup), vectorized)
 
         def init_one(z, key):
-            return core.init(z, potential_fn, key, self.denoiser)
+            return core.init(z, potential_fn, key, self.denoiser, self.num_proposals)
 
         if vectorized:
             return jax.vmap(init_one)(init_params, rng_key)
         return init_one(init_params, rng_key)
 
     def _init_adaptive(self, rng_key, init_params, num_warmup, vectorized, potential_fn, model_args, model_kwargs):
-        if vectorized:
-            keys = jnp.swapaxes(jax.vmap(jax.random.split)(rng_key), 0, 1)
-            rng_key, key_walkers = keys[0], keys[1]
-        else:
-            rng_key, key_walkers = jax.random.split(rng_key)
-        walker_z = self._walker_positions(key_walkers, init_params, vectorized, model_args, model_kwargs)
-        # One compiled init instead of hundreds of eager ops (NUTS's for every walker among them);
-        # cached, like the sampler, so later runs on new data of the same shapes compile nothing.
+        # One compiled init (walkers' starts and NUTS set-up included) instead of hundreds of eager
+        # ops; cached, like the sampler, so later runs on new data of the same shapes compile nothing.
         traced_args = all(isinstance(a, (jax.Array, np.ndarray)) for a in jax.tree_util.tree_leaves((model_args, model_kwargs)))
         cache_key = (num_warmup, vectorized)
         if not traced_args or cache_key not in self._adaptive_cache:
             built = self._build_adaptive(num_warmup, vectorized, None if traced_args else potential_fn)
             if not traced_args:
                 init_fn, self._sample_fn = built
-                return init_fn(init_params, walker_z, rng_key, (), {})
+                return init_fn(init_params, rng_key, (), {})
             self._adaptive_cache[cache_key] = built
         init_fn, self._sample_fn = self._adaptive_cache[cache_key]
-        return init_fn(init_params, walker_z, rng_key, model_args, model_kwargs)
+        return init_fn(init_params, rng_key, model_args, model_kwargs)
 
     def _build_adaptive(self, num_warmup, vectorized, potential_fn=None):
         """``(init_fn, sample_fn)`` of the adaptive kernel; ``potential_fn`` fixed, or read from the args."""
         sched = adaptation.schedule(num_warmup, self.num_walkers)
         components = adaptation.FAMILIES[self.family]
-        local_kernels = adaptation.make_local_kernels()
-        step = adaptation.build_kernel(sched, components, self.times, self.integrator, local_kernels,
-                                       self.num_local, batched=vectorized)
+        local_kernel = adaptation.make_local_kernel()
+        step = adaptation.build_kernel(sched, components, self.times, self.integrator, local_kernel,
+                                       self.num_local, batched=vectorized, num_proposals=self.num_proposals)
 
         def potential(model_args, model_kwargs):
             return potential_fn if potential_fn is not None else self._get_potential_fn(model_args, model_kwargs)
 
-        def init_one(z, walkers, key, model_args, model_kwargs):
+        def init_one(z, key, model_args, model_kwargs):
+            key, key_walkers = jax.random.split(key)
+            walkers = self._walker_positions(key_walkers, z, model_args, model_kwargs)
             return adaptation.init(key, z, walkers, potential(model_args, model_kwargs), sched, components,
-                                   local_kernels, self.target_accept_prob)
+                                   local_kernel, self.target_accept_prob, self.num_proposals)
 
         def sample(state, model_args, model_kwargs):
             return step(state, self._get_potential_fn(model_args, model_kwargs))
 
-        init_fn = jax.vmap(init_one, in_axes=(0, 0, 0, None, None)) if vectorized else init_one
+        init_fn = jax.vmap(init_one, in_axes=(0, 0, None, None)) if vectorized else init_one
         return jax.jit(init_fn), sample
 
-    def _walker_positions(self, rng_key, init_params, vectorized, model_args, model_kwargs):
-        """Dispersed starting points: prior draws for a model, ±2 around ``init_params`` otherwise."""
-        num_chains = rng_key.shape[0] if vectorized else 1
-        keys = jax.random.split(rng_key if not vectorized else rng_key[0], num_chains * self.num_walkers)
+    def _walker_positions(self, rng_key, z, model_args, model_kwargs):
+        """Dispersed starting points: prior draws for a model (NumPyro's own search for a valid
+        start, ``init_to_sample``), uniform on ±2 around ``z`` for a potential."""
+        keys = jax.random.split(rng_key, self.num_walkers)
         if self._model is not None:
-            z = initialize_model(
+            (walkers, _, _), _ = find_valid_initial_params(
                 keys, self._model, init_strategy=init_to_sample, model_args=model_args, model_kwargs=model_kwargs,
-            ).param_info.z
-        else:
-            def jitter(key):
-                flat, unravel = ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], init_params) if vectorized else init_params)
-                return unravel(flat + jax.random.uniform(key, flat.shape, flat.dtype, -2.0, 2.0))
-
-            z = jax.vmap(jitter)(keys)
-        if vectorized:
-            return jax.tree_util.tree_map(lambda a: a.reshape((num_chains, self.num_walkers) + a.shape[1:]), z)
-        return z
+                prototype_params=z,
+            )
+            return walkers
+        flat, unravel = ravel_pytree(z)
+        return jax.vmap(lambda key: unravel(flat + jax.random.uniform(key, flat.shape, flat.dtype, -2.0, 2.0)))(keys)
 
     def _get_potential_fn(self, model_args, model_kwargs):
         if self._potential_fn_gen is not None:
@@ -275,7 +277,8 @@ class SL(MCMCKernel):
 
     def _build_sampler(self, num_warmup, vectorized):
         step = core.build_kernel(
-            self.denoiser, self.times, self.integrator, self.correction, self.final, self.cov_floor, num_warmup
+            self.denoiser, self.times, self.integrator, self.correction, self.final, self.cov_floor, num_warmup,
+            self.num_proposals,
         )
 
         def sample(state, model_args, model_kwargs):

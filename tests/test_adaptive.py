@@ -113,8 +113,9 @@ def test_adaptive_kernel_finds_both_modes_with_every_chain_method(chain_method):
     assert_within_mcse(weight, 0.7, se, what="mode weight")
     assert ess > 200
     extra = mcmc.get_extra_fields()
-    for name in ("proposal_log_weight", "num_grad_evals", "num_potential_evals", "local_accept_prob"):
+    for name in ("num_grad_evals", "num_potential_evals", "local_accept_prob"):
         assert extra[name].shape == (2000,)
+    assert extra["proposal_log_weight"].shape == (2000, 8)  # the default num_proposals
     assert float(extra["accept_prob"].mean()) > 0.5
     assert np.all(pareto_khat(mcmc) < 0.7)
 

@@ -74,14 +74,15 @@ def fit_gaussian(draws):
 
 def _component_log_prob(x, means, covs):
     """``log N(x_i; a_k, Σ_k)`` for every draw and component: ``(n, K)``."""
+    d = x.shape[1]
     chol = jnp.linalg.cholesky(covs)
-
-    def one(mean, l):
-        z = jax.scipy.linalg.solve_triangular(l, (x - mean).T, lower=True)
-        half_logdet = jnp.sum(jnp.log(jnp.diagonal(l)))
-        return -0.5 * jnp.sum(z**2, 0) - half_logdet - 0.5 * x.shape[1] * jnp.log(2 * jnp.pi)
-
-    return jax.vmap(one, out_axes=1)(means, chol)
+    # L⁻¹ then products, not a triangular solve against the (d, n) draws: with several host
+    # devices (NumPyro's parallel chains on CPU) XLA's batched solve with a wide right-hand side
+    # ran 35x slower than on one device, and made EM under pmap take 20 s instead of 2 s.
+    linv = jax.scipy.linalg.solve_triangular(chol, jnp.broadcast_to(jnp.eye(d, dtype=x.dtype), chol.shape), lower=True)
+    z = jnp.einsum("kij,nj->nki", linv, x) - jnp.einsum("kij,kj->ki", linv, means)[None]
+    half_logdet = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), -1)
+    return -0.5 * jnp.sum(z**2, -1) - half_logdet - 0.5 * d * jnp.log(2 * jnp.pi)
 
 
 def mixture_log_prob(x, log_weights, means, covs):
