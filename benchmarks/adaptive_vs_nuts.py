@@ -17,9 +17,7 @@ import time
 
 import numpyro
 
-# More host devices than chains: SL(model) with 4 chains on exactly 4 host devices of a 2-core
-# machine deadlocked in XLA (docs §7); NUTS did not.
-numpyro.set_host_device_count(8)
+numpyro.set_host_device_count(4)
 
 import arviz as az  # noqa: E402
 import jax  # noqa: E402
@@ -53,18 +51,22 @@ def scalars(samples):
 
 
 def run(kernel, case, args, grad_field):
+    """One ``mcmc.run`` (one compiled program, as a user's), collecting warmup too for the gradient count."""
     mcmc = MCMC(kernel, num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains,
                 chain_method="parallel", progress_bar=False)
-    extra = (grad_field,)
+    # NumPyro's own switch behind `warmup(collect_warmup=True)`: collect from step 0 in the same
+    # run. `warmup()` then `run()` would compile two programs, which no user does.
+    mcmc._set_collection_params(0, None, args.num_warmup + args.num_samples)
     start = time.perf_counter()
-    mcmc.warmup(jax.random.PRNGKey(0), *case.args, extra_fields=extra, collect_warmup=True)
-    warm_grads = float(np.sum(np.asarray(mcmc.get_extra_fields()[grad_field])))
-    mcmc.run(mcmc.post_warmup_state.rng_key, *case.args, extra_fields=extra)
-    samples = mcmc.get_samples(group_by_chain=True)
-    jax.block_until_ready(samples)
+    mcmc.run(jax.random.PRNGKey(0), *case.args, extra_fields=(grad_field,))
+    everything = mcmc.get_samples(group_by_chain=True)
+    jax.block_until_ready(everything)
     seconds = time.perf_counter() - start
-    fields = mcmc.get_extra_fields(group_by_chain=True)
-    grads = warm_grads + float(np.sum(np.asarray(fields[grad_field])))
+    w = args.num_warmup
+    samples = {k: np.asarray(v)[:, w:] for k, v in everything.items()}
+    fields = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+    grads = float(np.sum(fields[grad_field]))
+    fields = {k: v[:, w:] for k, v in fields.items()}
     return mcmc, samples, fields, seconds, grads
 
 

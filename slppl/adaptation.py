@@ -168,7 +168,8 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
             z0, sched.num_explore, model_args=(potential_fn,), rng_key=key, target_accept_prob=target_accept_prob
         )
 
-    walkers = jax.vmap(init_walker)(walker_z, jax.random.split(k_walkers, num_walkers))
+    # Mapped, not vmapped: batched random draws are slow for XLA to compile (see slppl._random).
+    walkers = jax.lax.map(lambda a: init_walker(*a), (walker_z, jax.random.split(k_walkers, num_walkers)))
     k_max = max(family_components)
     mixture = MixtureParams(
         jnp.full((k_max,), -jnp.log(k_max), dtype),

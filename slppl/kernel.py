@@ -223,7 +223,16 @@ def imh_proposal(
             accept, x, pe, log_weight_new, accept_prob.astype(dtype), diverging,
             jnp.where(diverging, -jnp.inf, log_weight_new), state,
         )
-    xs, pes, log_weights, divergings, states = jax.vmap(propose)(jax.random.split(key_traj, num_proposals))
+    if integrator.exact:
+        # Drawn in one batch from ν rather than vmapped over keys: batched random bits took XLA
+        # a second longer to compile. The path's terms cancel in the weight (trajectory._exact_trajectory).
+        xs = denoiser.sample(key_traj, num_proposals).astype(dtype)
+        pes = jax.vmap(potential_fn)(xs).astype(dtype)
+        log_weights = -jax.vmap(denoiser.log_prob)(xs) - pes
+        divergings = ~(jnp.all(jnp.isfinite(xs), -1) & jnp.isfinite(log_weights))
+        states = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (num_proposals,) + jnp.shape(a)), denoiser_state)
+    else:
+        xs, pes, log_weights, divergings, states = jax.vmap(propose)(jax.random.split(key_traj, num_proposals))
     proposal_log_weight = jnp.where(divergings, -jnp.inf, log_weights)
     if correction == "mh":
         logits = jnp.concatenate([jnp.reshape(jnp.asarray(log_weight, dtype), (1,)), proposal_log_weight])

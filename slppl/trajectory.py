@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ._random import normal
 from .integrators.base import gaussian_move, move_log_prob
 from .observation import IsotropicGaussian
 
@@ -180,7 +181,7 @@ def conditional_path(rng_key, x, times):
     """
     times = jnp.asarray(times, x.dtype)
     h = jnp.diff(times)
-    noise = jax.random.normal(rng_key, (h.shape[0], x.shape[-1]), x.dtype)
+    noise = normal(rng_key, (h.shape[0], x.shape[-1]), x.dtype)
     return jnp.cumsum(h[:, None] * x + jnp.sqrt(h)[:, None] * noise, axis=0)
 
 

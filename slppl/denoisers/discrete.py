@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 
+from .._random import categorical
 from .base import Denoiser, as_array
 from .mixture import mixture_moments
 
@@ -63,4 +64,4 @@ class Discrete(Denoiser):
 
     def sample(self, rng_key, num_samples):
         """``num_samples`` exact draws from the discrete law itself."""
-        return self.support[jax.random.categorical(rng_key, self.log_probs, shape=(num_samples,))]
+        return self.support[categorical(rng_key, self.log_probs, (num_samples,))]

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
+from .._random import normal
+
 __all__ = ["MixtureFit", "fit_gaussian", "fit_mixture", "reweight", "mixture_log_prob"]
 
 DEFAULT_COMPONENTS = (1, 2, 4, 8)
@@ -94,12 +96,14 @@ def _kmeans_pp(rng_key, x, k):
     keys = jax.random.split(rng_key, k)
     first = x[jax.random.randint(keys[0], (), 0, x.shape[0])]
     means = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first)
-    d2 = jnp.sum((x - first) ** 2, 1)
-    for j in range(1, k):
+
+    def body(j, carry):
+        means, d2 = carry
         nxt = x[jax.random.categorical(keys[j], jnp.log(d2 + 1e-30))]
-        means = means.at[j].set(nxt)
-        d2 = jnp.minimum(d2, jnp.sum((x - nxt) ** 2, 1))
-    return means
+        return means.at[j].set(nxt), jnp.minimum(d2, jnp.sum((x - nxt) ** 2, 1))
+
+    # A loop, not k unrolled copies: it is compiled inside NumPyro's sampling loop.
+    return jax.lax.fori_loop(1, k, body, (means, jnp.sum((x - first) ** 2, 1)))[0]
 
 
 def _em(rng_key, x, mask, num_iters):
@@ -202,7 +206,7 @@ def reweight(rng_key, fit, log_density_fn, num_per_component=128, defensive=0.05
         [0.2, 0.8]
     """
     k, d = fit.means.shape
-    noise = jax.random.normal(rng_key, (k, num_per_component, d), fit.means.dtype)
+    noise = normal(rng_key, (k, num_per_component, d), fit.means.dtype)
     chol = jnp.linalg.cholesky(fit.covs)
     x = fit.means[:, None, :] + jnp.einsum("kij,knj->kni", chol, noise)
     flat = x.reshape(-1, d)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._random import categorical, normal
 from .base import Denoiser, as_array
 
 
@@ -148,7 +149,7 @@ class MixtureDenoiser(Denoiser):
     def sample(self, rng_key, num_samples):
         """``num_samples`` exact draws from the mixture itself."""
         k_comp, k_noise = jax.random.split(rng_key)
-        k = jax.random.categorical(k_comp, self.log_weights, shape=(num_samples,))
-        z = jax.random.normal(k_noise, (num_samples, self.dim))
+        k = categorical(k_comp, self.log_weights, (num_samples,))
+        z = normal(k_noise, (num_samples, self.dim))
         scaled = jnp.sqrt(self.eigvals[k]) * z
         return self.means[k] + jnp.einsum("nij,nj->ni", self.eigvecs[k], scaled)

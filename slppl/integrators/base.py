@@ -14,6 +14,8 @@ An integrator advances ``y`` from ``t`` to ``t_next`` given the drift ``m`` (and
 import jax
 import jax.numpy as jnp
 
+from .._random import normal
+
 
 class Integrator:
     """Base class. Attributes: ``order`` (weak order in the step size), ``stochastic``,
@@ -74,7 +76,7 @@ def move_log_prob(y, loc, var):
 
 def isotropic_move(rng_key, loc, var):
     """Draw ``y ~ N(loc, var·I)`` and return ``(y, log density)``."""
-    xi = jax.random.normal(rng_key, loc.shape, loc.dtype)
+    xi = normal(rng_key, loc.shape, loc.dtype)
     d = loc.shape[-1]
     log_q = -0.5 * jnp.sum(xi**2) - 0.5 * d * jnp.log(2 * jnp.pi * var)
     return loc + jnp.sqrt(var) * xi, log_q
@@ -86,7 +88,7 @@ def gaussian_move(rng_key, loc, cov):
     A covariance that is not positive definite gives NaN, which the kernel flags as divergent.
     """
     chol = jnp.linalg.cholesky(cov)
-    xi = jax.random.normal(rng_key, loc.shape, loc.dtype)
+    xi = normal(rng_key, loc.shape, loc.dtype)
     d = loc.shape[-1]
     log_q = -0.5 * jnp.sum(xi**2) - jnp.sum(jnp.log(jnp.diag(chol))) - 0.5 * d * jnp.log(2 * jnp.pi)
     return loc + chol @ xi, log_q
