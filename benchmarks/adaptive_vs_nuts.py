@@ -6,7 +6,7 @@ included (what a user waits for); gradient evaluations are counted over warmup a
 (NUTS: leapfrog steps; SL: walkers' and local NUTS leapfrog steps, plus one gradient after each
 accepted global move). Writes ``benchmarks/results/adaptive_vs_nuts.md``.
 
-Run: ``python benchmarks/adaptive_vs_nuts.py [--quick] [--only NAME]``.
+Run: ``python benchmarks/adaptive_vs_nuts.py [--quick] [--only NAME] [--num-proposals K] [--seed S]``.
 """
 
 import argparse
@@ -17,7 +17,9 @@ import time
 
 import numpyro
 
-numpyro.set_host_device_count(4)
+# More host devices than chains: SL(model) with 4 chains on exactly 4 host devices of a 2-core
+# machine can deadlock inside XLA (docs §7); NUTS does not.
+numpyro.set_host_device_count(8)
 
 import arviz as az  # noqa: E402
 import jax  # noqa: E402
@@ -58,7 +60,7 @@ def run(kernel, case, args, grad_field):
     # run. `warmup()` then `run()` would compile two programs, which no user does.
     mcmc._set_collection_params(0, None, args.num_warmup + args.num_samples)
     start = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(0), *case.args, extra_fields=(grad_field,))
+    mcmc.run(jax.random.PRNGKey(args.seed), *case.args, extra_fields=(grad_field,))
     everything = mcmc.get_samples(group_by_chain=True)
     jax.block_until_ready(everything)
     seconds = time.perf_counter() - start
@@ -117,6 +119,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2 chains x (200 + 500)")
     parser.add_argument("--only", default=None, help="run the cases whose name contains this")
+    parser.add_argument("--num-proposals", type=int, default=None, help="SL's num_proposals (default: SL's own)")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     args.num_chains, args.num_warmup, args.num_samples = (2, 200, 500) if args.quick else (4, 1000, 2000)
@@ -125,7 +129,9 @@ def main(argv=None):
         "",
         f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, jax {jax.__version__}, "
         f"numpyro {numpyro.__version__}, arviz {az.__version__}, float64. {args.num_chains} chains x "
-        f"({args.num_warmup} + {args.num_samples}), parallel, defaults. Wall time includes compilation and warmup.",
+        f"({args.num_warmup} + {args.num_samples}), parallel, defaults"
+        + (f" but num_proposals={args.num_proposals}" if args.num_proposals else "")
+        + f", seed {args.seed}. Wall time includes compilation and warmup.",
         "",
     ]
     for group, rows_fn in ((cases.reference_cases(), reference_rows), (cases.multimodal_cases(), mode_rows)):
@@ -133,7 +139,8 @@ def main(argv=None):
             if args.only and args.only not in case.name:
                 continue
             table, ratio = [], {}
-            for name, kernel, field in (("NUTS", NUTS(case.model), "num_steps"), ("SL", SL(case.model), "num_grad_evals")):
+            sl = SL(case.model, num_proposals=args.num_proposals)
+            for name, kernel, field in (("NUTS", NUTS(case.model), "num_steps"), ("SL", sl, "num_grad_evals")):
                 mcmc, samples, fields, seconds, grads = run(kernel, case, args, field)
                 row, per_s = rows_fn(name, samples, fields, seconds, grads, case)
                 row["divergences"] = str(int(np.asarray(fields["diverging"]).sum()))
@@ -152,6 +159,8 @@ def main(argv=None):
     name = "adaptive_vs_nuts_quick" if args.quick else "adaptive_vs_nuts"
     if args.only:
         name += "_" + "".join(c if c.isalnum() else "_" for c in args.only.lower())
+    if args.num_proposals:
+        name += f"_k{args.num_proposals}"
     with open(os.path.join(args.out, name + ".md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

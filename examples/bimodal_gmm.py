@@ -20,7 +20,7 @@ import time
 import numpyro
 
 # More host devices than chains: SL(model) with 4 parallel chains on exactly 4 host devices of a
-# 2-core machine deadlocked inside XLA (docs §7).
+# 2-core machine can deadlock inside XLA (docs §7).
 numpyro.set_host_device_count(8)
 
 import arviz as az  # noqa: E402

@@ -50,6 +50,13 @@ MIN_EXPLORE = 50
 # accepted at least this often during warmup: they then cost more than they add.
 LOCAL_THRESHOLD = 0.5
 EXPLORE, FIT, COMPOSITE = 0, 1, 2
+# Defensive mixture importance sampling (Hesterberg 1995): a share of every proposal comes from a
+# wide Gaussian, N(0, DEFENSIVE_SCALE²·I) in whitened coordinates, which bounds the weights
+# wherever it covers the target. Without it a tail the fit missed made the chain sticky: one of
+# four eight-schools chains (seed 0) had tau's ESS fall from ~1100 to 70 while its acceptance
+# still read 0.82.
+DEFENSIVE_WEIGHT = 0.1
+DEFENSIVE_SCALE = 2.0
 
 
 class AdaptiveState(NamedTuple):
@@ -170,7 +177,7 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
 
     # Mapped, not vmapped: batched random draws are slow for XLA to compile (see slppl._random).
     walkers = jax.lax.map(lambda a: init_walker(*a), (walker_z, jax.random.split(k_walkers, num_walkers)))
-    k_max = max(family_components)
+    k_max = max(family_components) + 1  # the fitted components and the defensive one
     mixture = MixtureParams(
         jnp.full((k_max,), -jnp.log(k_max), dtype),
         jnp.zeros((k_max, d), dtype),
@@ -246,7 +253,7 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         def log_density_u(u_):
             return -potential_fn(unravel((shift + chol @ u_).astype(dtype)))
 
-        mixture = reweight(k_weights, mixture, log_density_u, num_reweight)
+        mixture = _with_defensive(reweight(k_weights, mixture, log_density_u, num_reweight))
         # The chain starts from the walker with the highest density; it takes that walker's slot 0
         # (and its adapted step size and mass matrix) for its local moves.
         pes = state.walkers.potential_energy
@@ -381,6 +388,17 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         return jax.lax.switch(p, [partial(a, potential_fn=potential_fn) for a in after], state, stats)
 
     return kernel
+
+
+def _with_defensive(fit):
+    """The fitted mixture (whitened coordinates) with the wide defensive component appended."""
+    d = fit.means.shape[1]
+    eye = jnp.eye(d, dtype=fit.means.dtype)
+    return fit._replace(
+        log_weights=jnp.append(fit.log_weights + jnp.log1p(-DEFENSIVE_WEIGHT), jnp.log(DEFENSIVE_WEIGHT)),
+        means=jnp.concatenate([fit.means, jnp.zeros((1, d), fit.means.dtype)]),
+        covs=jnp.concatenate([fit.covs, (DEFENSIVE_SCALE**2 * eye)[None]]),
+    )
 
 
 def _refreshed_weight(rng_key, state, integrator, times):

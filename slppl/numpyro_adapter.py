@@ -26,7 +26,7 @@ DEFAULT_NUM_STEPS = 50
 # A fitted denoiser's paths are drawn exactly (integrators.Exact) unless another integrator is
 # asked for; with SecondOrder, a Gaussian is exact in one step, a mixture needs steps at small t.
 FITTED_NUM_STEPS = {"gaussian": 1, "mixture": 25}
-DEFAULT_PROPOSALS = 8
+DEFAULT_PROPOSALS = 32
 
 
 class SL(MCMCKernel):
@@ -69,7 +69,7 @@ class SL(MCMCKernel):
         num_proposals: SL paths per step. With more than one, the next point is picked among
             them and the current one in proportion to their exact weights (i-SIR, exact too; see
             :func:`slppl.kernel.imh_proposal`): the paths are evaluated in one batch and the
-            chain moves far more often. Default ``DEFAULT_PROPOSALS`` (8) with a built denoiser,
+            chain moves far more often. Default ``DEFAULT_PROPOSALS`` (32) with a built denoiser,
             whose paths cost one model evaluation each, and 1 with a given denoiser, whose paths
             cost ``num_steps`` denoiser calls.
         target_accept_prob: target of the local NUTS step-size adaptation.
@@ -208,7 +208,7 @@ class SL(MCMCKernel):
         one = jax.tree_util.tree_map(lambda a: a[0], init_params) if vectorized else init_params
         potential_fn = self._get_potential_fn(model_args, model_kwargs)
         if self.family is not None:
-            return self._init_adaptive(rng_key, init_params, int(num_warmup), vectorized, potential_fn,
+            return self._init_adaptive(rng_key, init_params, int(num_warmup), vectorized,
                                        model_args, model_kwargs)
         check_dim(self.denoiser, ravel_pytree(one)[0].shape[0])
         self._sample_fn = self._build_sampler(int(num_warmup), vectorized)
@@ -220,13 +220,13 @@ class SL(MCMCKernel):
             return jax.vmap(init_one)(init_params, rng_key)
         return init_one(init_params, rng_key)
 
-    def _init_adaptive(self, rng_key, init_params, num_warmup, vectorized, potential_fn, model_args, model_kwargs):
+    def _init_adaptive(self, rng_key, init_params, num_warmup, vectorized, model_args, model_kwargs):
         # One compiled init (walkers' starts and NUTS set-up included) instead of hundreds of eager
         # ops; cached, like the sampler, so later runs on new data of the same shapes compile nothing.
         traced_args = all(isinstance(a, (jax.Array, np.ndarray)) for a in jax.tree_util.tree_leaves((model_args, model_kwargs)))
         cache_key = (num_warmup, vectorized)
         if not traced_args or cache_key not in self._adaptive_cache:
-            built = self._build_adaptive(num_warmup, vectorized, None if traced_args else potential_fn)
+            built = self._build_adaptive(num_warmup, vectorized, None if traced_args else (model_args, model_kwargs))
             if not traced_args:
                 init_fn, self._sample_fn = built
                 return init_fn(init_params, rng_key, (), {})
@@ -234,22 +234,22 @@ class SL(MCMCKernel):
         init_fn, self._sample_fn = self._adaptive_cache[cache_key]
         return init_fn(init_params, rng_key, model_args, model_kwargs)
 
-    def _build_adaptive(self, num_warmup, vectorized, potential_fn=None):
-        """``(init_fn, sample_fn)`` of the adaptive kernel; ``potential_fn`` fixed, or read from the args."""
+    def _build_adaptive(self, num_warmup, vectorized, fixed_args=None):
+        """``(init_fn, sample_fn)`` of the adaptive kernel; the model's arguments are read from the
+        call, or fixed (``(model_args, model_kwargs)``) when some are not arrays and cannot be traced."""
         sched = adaptation.schedule(num_warmup, self.num_walkers)
         components = adaptation.FAMILIES[self.family]
         local_kernel = adaptation.make_local_kernel()
         step = adaptation.build_kernel(sched, components, self.times, self.integrator, local_kernel,
                                        self.num_local, batched=vectorized, num_proposals=self.num_proposals)
 
-        def potential(model_args, model_kwargs):
-            return potential_fn if potential_fn is not None else self._get_potential_fn(model_args, model_kwargs)
-
         def init_one(z, key, model_args, model_kwargs):
+            if fixed_args is not None:
+                model_args, model_kwargs = fixed_args
             key, key_walkers = jax.random.split(key)
             walkers = self._walker_positions(key_walkers, z, model_args, model_kwargs)
-            return adaptation.init(key, z, walkers, potential(model_args, model_kwargs), sched, components,
-                                   local_kernel, self.target_accept_prob, self.num_proposals)
+            return adaptation.init(key, z, walkers, self._get_potential_fn(model_args, model_kwargs), sched,
+                                   components, local_kernel, self.target_accept_prob, self.num_proposals)
 
         def sample(state, model_args, model_kwargs):
             return step(state, self._get_potential_fn(model_args, model_kwargs))

@@ -106,8 +106,11 @@ def _kmeans_pp(rng_key, x, k):
     return jax.lax.fori_loop(1, k, body, (means, jnp.sum((x - first) ** 2, 1)))[0]
 
 
-def _em(rng_key, x, mask, num_iters):
-    """EM for a mixture of ``mask.sum()`` components, padded to ``mask.size`` (static shapes)."""
+def _em(rng_key, x, mask, num_iters, tol=1e-6):
+    """EM for a mixture of ``mask.sum()`` components, padded to ``mask.size`` (static shapes).
+
+    Stops after ``num_iters`` iterations or when the mean log likelihood gains less than ``tol``.
+    """
     n, d = x.shape
     k_max = mask.shape[0]
     eye = jnp.eye(d, dtype=x.dtype)
@@ -120,17 +123,24 @@ def _em(rng_key, x, mask, num_iters):
         ll = logsumexp(joint, axis=1)
         return jnp.exp(joint - ll[:, None]), jnp.mean(ll)
 
-    def body(_, params):
-        resp, _ = e_step(*params)
+    def body(carry):
+        i, params, _, ll_old = carry
+        resp, ll = e_step(*params)
         nk = resp.sum(0) + 1e-10
         means = (resp.T @ x) / nk[:, None]
         dev = x[:, None, :] - means[None]
         covs = _shrink(jnp.einsum("nk,nki,nkj->kij", resp, dev, dev) / nk[:, None, None], nk, d)
         # Padding components stay at weight 0 with a harmless covariance.
         covs = jnp.where(mask[:, None, None], covs, eye)
-        return jnp.where(mask, jnp.log(nk / n), -jnp.inf), jnp.where(mask[:, None], means, 0.0), covs
+        params = (jnp.where(mask, jnp.log(nk / n), -jnp.inf), jnp.where(mask[:, None], means, 0.0), covs)
+        return i + 1, params, ll_old, ll
 
-    params = jax.lax.fori_loop(0, num_iters, body, (log_w, means, covs))
+    def cond(carry):
+        i, _, ll_old, ll = carry
+        return (i < num_iters) & ~(jnp.abs(ll - ll_old) < tol)
+
+    inf = jnp.asarray(jnp.inf, x.dtype)
+    _, params, _, _ = jax.lax.while_loop(cond, body, (0, (log_w, means, covs), -inf, inf))
     _, ll = e_step(*params)
     # A collapsed component gives NaN; such a restart must lose the comparison.
     return params, jnp.where(jnp.isfinite(ll), ll, -jnp.inf)
@@ -146,8 +156,9 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
         num_restarts: EM restarts per candidate; the best log likelihood wins.
         num_iters: EM iterations per restart.
 
-    Every candidate and restart runs the same EM over ``max(components)`` components, the unused
-    ones masked (one compiled program, mapped over candidates and restarts). Returns a :class:`MixtureFit` padded to
+    Every candidate and restart runs the same EM over the largest candidate's components, the
+    unused ones masked (one compiled program, mapped over candidates and restarts); candidates
+    with more parameters than draws are skipped. Returns a :class:`MixtureFit` padded to
     ``max(components)`` components.
 
     Example:
@@ -162,13 +173,17 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
     n, d = draws.shape
     loc, scale = draws.mean(0), draws.std(0) + 1e-12
     x = (draws - loc) / scale
+    k_pad = max(components)
+    # Candidates with more parameters than draws are left out before any work (static shapes):
+    # BIC would reject them, after EM had paid for all of them.
+    per_component = d + d * (d + 1) / 2
+    components = tuple(k for k in components if k == min(components) or k * per_component <= n)
     k_max = max(components)
     counts = jnp.repeat(jnp.asarray(components), num_restarts)
     masks = jnp.arange(k_max)[None, :] < counts[:, None]
     keys = jax.random.split(rng_key, counts.shape[0])
-    # lax.map, not vmap: under pmap with as many chains as host devices on a 2-core CPU, the
-    # vmapped EM deadlocked XLA (every thread asleep) even for a 3-d normal model; mapped, that
-    # model runs. Larger models still deadlock there (docs §7), so this is not the whole story.
+    # lax.map, not vmap: restarts one after another keep XLA's programs small; the vmapped EM was
+    # also where a pmap deadlock on CPU was bisected to (docs §7).
     (log_w, means, covs), ll = jax.lax.map(lambda a: _em(a[0], x, a[1], num_iters), (keys, masks))
     num_params = counts * (d + d * (d + 1) / 2) + counts - 1
     bic = -2.0 * n * ll + num_params * jnp.log(n)
@@ -176,7 +191,13 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
     # Back to the draws' units; the log likelihood is reported there too.
     means = loc + means[best] * scale
     covs = covs[best] * scale[:, None] * scale[None, :]
-    return MixtureFit(log_w[best], means, covs, counts[best], ll[best] - jnp.sum(jnp.log(scale)))
+    pad = k_pad - k_max
+    return MixtureFit(
+        jnp.concatenate([log_w[best], jnp.full((pad,), -jnp.inf, draws.dtype)]),
+        jnp.concatenate([means, jnp.zeros((pad, d), draws.dtype)]),
+        jnp.concatenate([covs, jnp.broadcast_to(jnp.eye(d, dtype=draws.dtype), (pad, d, d))]),
+        counts[best], ll[best] - jnp.sum(jnp.log(scale)),
+    )
 
 
 def reweight(rng_key, fit, log_density_fn, num_per_component=128, defensive=0.05):
