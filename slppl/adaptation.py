@@ -1,6 +1,6 @@
 """The adaptive SL kernel: it builds its own denoiser during warmup, then stays one fixed kernel.
 
-flowMC-style, in three phases driven by the step counter ``i`` (NumPyro never signals warmup):
+flowMC-style, in phases driven by the step counter ``i`` (NumPyro never signals warmup):
 
 1. **explore** (``i < num_explore``): a population of local chains (walkers), started from
    dispersed points, runs NumPyro's own NUTS with its step-size and mass-matrix adaptation; the
@@ -17,6 +17,12 @@ flowMC-style, in three phases driven by the step counter ``i`` (NumPyro never si
    local move the path is redrawn from its exact conditional given x
    (:func:`slppl.trajectory.conditional_path`), so the current state always has a finite weight.
    Both moves leave ``μ(x)·p(path | x)`` invariant, hence the composite is exact.
+
+4. **refit** (``i == refit``, halfway through the composite part of warmup): the same fit again,
+   on a buffer whose first half now holds proposals resampled by their exact weights (a few per
+   step, sampling importance resampling), so the proposal learns from the exact kernel's weights
+   where the first fit, made from walkers, was thin; the chain stays where it is and its weight
+   is recomputed under the new proposal.
 
 After ``num_warmup`` nothing adapts: the fit, the whitening and the local step size are frozen.
 
@@ -36,6 +42,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc import hmc
 
+from ._random import categorical
 from .denoisers.fit import DEFAULT_COMPONENTS, fit_gaussian, fit_mixture, reweight
 from .denoisers.mixture import MixtureDenoiser, MixtureParams
 from .kernel import imh_proposal
@@ -83,7 +90,8 @@ class AdaptiveState(NamedTuple):
         use_local: whether local moves run (decided at the end of warmup when ``num_local=None``).
         walkers: NumPyro ``HMCState`` of the exploring walkers (batched). From the fit on, slot 0
             is the chain's own NUTS state for its local moves; the others are idle.
-        buffer: ``(n, d)`` walker draws the denoiser is fitted to.
+        buffer: ``(n, d)`` draws the denoiser is fitted to: the walkers', then (first half) proposals
+            resampled by their exact weights for the refit.
     """
 
     i: Any
@@ -108,13 +116,14 @@ class AdaptiveState(NamedTuple):
 
 class Schedule(NamedTuple):
     """Static phase lengths: explore for ``num_explore`` steps, buffer from ``collect_start`` every
-    ``thin`` steps into ``num_slots`` slots per walker."""
+    ``thin`` steps into ``num_slots`` slots per walker; fit at ``num_explore``, refit at ``refit``."""
 
     num_warmup: int
     num_explore: int
     collect_start: int
     thin: int
     num_slots: int
+    refit: int
 
 
 def schedule(num_warmup, num_walkers, max_buffer=4000):
@@ -122,7 +131,7 @@ def schedule(num_warmup, num_walkers, max_buffer=4000):
 
     Example:
         >>> schedule(1000, 16)
-        Schedule(num_warmup=1000, num_explore=250, collect_start=125, thin=1, num_slots=125)
+        Schedule(num_warmup=1000, num_explore=250, collect_start=125, thin=1, num_slots=125, refit=625)
     """
     if num_warmup < MIN_WARMUP:
         raise ValueError(
@@ -134,7 +143,8 @@ def schedule(num_warmup, num_walkers, max_buffer=4000):
     collect_start = num_explore // 2
     thin = max(1, math.ceil((num_explore - collect_start) * num_walkers / max_buffer))
     num_slots = math.ceil((num_explore - collect_start) / thin)
-    return Schedule(num_warmup, num_explore, collect_start, thin, num_slots)
+    refit = num_explore + 1 + (num_warmup - num_explore - 1) // 2
+    return Schedule(num_warmup, num_explore, collect_start, thin, num_slots, refit)
 
 
 def make_local_kernel():
@@ -233,6 +243,17 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
     phase is then read from the first chain's counter, outside the ``vmap``.
     """
     moves = 1 if num_local is None else num_local
+    window = max(1, sched.refit - sched.num_explore - 1)
+
+    def num_buffer_rows(state):
+        # Half the buffer: the walkers' later draws stay, since they explored the tails by NUTS
+        # where resampled proposals are few (a refit to resampled proposals alone lost tail
+        # coverage on one eight-schools seed).
+        return max(1, state.buffer.shape[0] // 2)
+
+    def per_step(rows):
+        # Enough resampled proposals per step to refill the buffer before the refit, at most K.
+        return max(1, min(num_proposals, math.ceil(rows / window), rows))
 
     def explore(state, potential_fn):
         return state
@@ -254,20 +275,24 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
             return -potential_fn(unravel((shift + chol @ u_).astype(dtype)))
 
         mixture = _with_defensive(reweight(k_weights, mixture, log_density_u, num_reweight))
-        # The chain starts from the walker with the highest density; it takes that walker's slot 0
-        # (and its adapted step size and mass matrix) for its local moves.
+        # At the first fit the chain starts from the walker with the highest density; it takes that
+        # walker's slot 0 (and its adapted step size and mass matrix) for its local moves. At the
+        # refit it stays where it is, with a weight recomputed under the new proposal.
+        first = state.i == sched.num_explore
         pes = state.walkers.potential_energy
         best = jnp.argmin(jnp.where(jnp.isfinite(pes), pes, jnp.inf))
         walker = jax.tree_util.tree_map(lambda a: a[best], state.walkers)
-        walkers = jax.tree_util.tree_map(lambda a, b: a.at[0].set(b), state.walkers, walker)
+        walkers = jax.tree_util.tree_map(lambda a, b: jnp.where(first, a.at[0].set(b), a), state.walkers, walker)
         state = state._replace(
-            mixture=MixtureDenoiser.from_fit(mixture).params, shift=shift, chol=chol, walkers=walkers, z=walker.z,
-            potential_energy=walker.potential_energy.astype(dtype), rng_key=key,
+            mixture=MixtureDenoiser.from_fit(mixture).params, shift=shift, chol=chol, walkers=walkers,
+            z=jax.tree_util.tree_map(lambda a, b: jnp.where(first, a, b), walker.z, state.z),
+            potential_energy=jnp.where(first, walker.potential_energy.astype(dtype), state.potential_energy),
+            rng_key=key,
         )
         return state._replace(log_weight=_refreshed_weight(k_path, state, integrator, times))
 
     def global_move(state, potential_fn):
-        key, k_global, k_sync = jax.random.split(state.rng_key, 3)
+        key, k_global, k_keep = jax.random.split(state.rng_key, 3)
         flat, unravel = ravel_pytree(state.z)
         dtype = flat.dtype
 
@@ -281,6 +306,16 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         )
         z = jax.tree_util.tree_map(lambda a, b: jnp.where(move.accept, a, b), to_x(move.x), state.z)
         pe = jnp.where(move.accept, move.potential_energy, state.potential_energy)
+        # Before the refit, the buffer takes a few proposals per step resampled by their exact
+        # weights (sampling importance resampling): draws of the target, the tails the first fit
+        # covered thinly included, where the walkers' draws said nothing about mass.
+        rows = num_buffer_rows(state)
+        keep = categorical(k_keep, jnp.reshape(move.proposal_log_weight, (-1,)), (per_step(rows),))
+        kept = state.shift + move.proposals[keep] @ state.chol.T
+        start = jnp.clip((state.i - sched.num_explore - 1) * per_step(rows), 0, rows - per_step(rows)).astype(jnp.int32)
+        collecting = (state.i > sched.num_explore) & (state.i < sched.refit)
+        updated = jax.lax.dynamic_update_slice(state.buffer, kept.astype(state.buffer.dtype), (start, jnp.zeros_like(start)))
+        buffer = jnp.where(collecting, updated, state.buffer)
 
         def sync(walkers):
             # The chain's NUTS state needs ∇U at the point the global move accepted.
@@ -289,12 +324,15 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
             return jax.tree_util.tree_map(lambda a, b: a.at[0].set(b), walkers, chain)
 
         walkers = jax.lax.cond(state.use_local & move.accept & (moves > 0), sync, lambda w: w, state.walkers)
-        n = state.i + 1 - jnp.where(state.i < sched.num_warmup, sched.num_explore + 1, sched.num_warmup)
+        # Global moves so far in this phase (warmup: after the fit, the refit step not counted).
+        start_of_phase = jnp.where(state.i < sched.num_warmup, sched.num_explore + 1 + (state.i > sched.refit), sched.num_warmup)
+        n = state.i + 1 - start_of_phase
         mean_accept = jnp.where(n <= 1, 0.0, state.mean_accept_prob)
         mean_accept = mean_accept + (move.accept_prob - mean_accept) / jnp.maximum(n, 1)
         return state._replace(
             z=z, potential_energy=pe, log_weight=jnp.where(move.accept, move.log_weight, state.log_weight),
-            walkers=walkers, rng_key=key, accept_prob=move.accept_prob, mean_accept_prob=mean_accept.astype(dtype),
+            walkers=walkers, rng_key=key, buffer=buffer, accept_prob=move.accept_prob,
+            mean_accept_prob=mean_accept.astype(dtype),
             diverging=move.diverging, proposal_log_weight=move.proposal_log_weight,
             num_grad_evals=(state.use_local & move.accept & (moves > 0)).astype(jnp.int32),
             num_potential_evals=jnp.asarray(num_proposals, jnp.int32),
@@ -367,7 +405,8 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         )
 
     def phase(i):
-        return jnp.where(i < sched.num_explore, EXPLORE, jnp.where(i == sched.num_explore, FIT, COMPOSITE))
+        fit = (i == sched.num_explore) | (i == sched.refit)
+        return jnp.where(i < sched.num_explore, EXPLORE, jnp.where(fit, FIT, COMPOSITE))
 
     def num_active(state, p):
         walkers = jax.tree_util.tree_leaves(state.walkers.z)[0].shape[0]

@@ -160,6 +160,7 @@ class Move(NamedTuple):
         proposal_log_weight: ``log_weight`` of every proposal (``(K,)`` for ``K > 1``), ``−inf``
             where it diverged (for Pareto k̂).
         denoiser_state: the denoiser's state after the path.
+        proposals: every proposed point, ``(K, d)`` (the adaptive kernel refits to them).
     """
 
     accept: Any
@@ -170,6 +171,7 @@ class Move(NamedTuple):
     diverging: Any
     proposal_log_weight: Any
     denoiser_state: Any
+    proposals: Any
 
 
 def imh_proposal(
@@ -221,7 +223,7 @@ def imh_proposal(
             accept = ~diverging
         return Move(
             accept, x, pe, log_weight_new, accept_prob.astype(dtype), diverging,
-            jnp.where(diverging, -jnp.inf, log_weight_new), state,
+            jnp.where(diverging, -jnp.inf, log_weight_new), state, x[None],
         )
     if integrator.exact:
         # Drawn in one batch from ν rather than vmapped over keys: batched random bits took XLA
@@ -253,7 +255,7 @@ def imh_proposal(
 
     return Move(
         accept, xs[chosen], pes[chosen], log_weights[chosen], (1.0 - stay).astype(dtype), jnp.any(divergings),
-        proposal_log_weight, jax.tree_util.tree_map(take, states),
+        proposal_log_weight, jax.tree_util.tree_map(take, states), xs,
     )
 
 
