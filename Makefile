@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/fab40.py
 	$(PY) benchmarks/repeated_runs.py
 	$(PY) benchmarks/adaptive_vs_nuts.py
-	$(PY) benchmarks/adaptive_vs_nuts.py --only centred
+	$(PY) benchmarks/compile_costs.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
