@@ -6,7 +6,7 @@ included (what a user waits for); gradient evaluations are counted over warmup a
 (NUTS: leapfrog steps; SL: walkers' and local NUTS leapfrog steps, plus one gradient after each
 accepted global move). Writes ``benchmarks/results/adaptive_vs_nuts.md``.
 
-Run: ``python benchmarks/adaptive_vs_nuts.py [--quick] [--only NAME] [--num-proposals K] [--seed S]``.
+Run: ``python benchmarks/adaptive_vs_nuts.py [--quick] [--only NAME] [--num-proposals K] [--num-local L] [--seed S]``.
 """
 
 import argparse
@@ -120,6 +120,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="2 chains x (200 + 500)")
     parser.add_argument("--only", default=None, help="run the cases whose name contains this")
     parser.add_argument("--num-proposals", type=int, default=None, help="SL's num_proposals (default: SL's own)")
+    parser.add_argument("--num-local", type=int, default=None, help="SL's num_local (default: SL's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
@@ -130,7 +131,8 @@ def main(argv=None):
         f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, jax {jax.__version__}, "
         f"numpyro {numpyro.__version__}, arviz {az.__version__}, float64. {args.num_chains} chains x "
         f"({args.num_warmup} + {args.num_samples}), parallel, defaults"
-        + (f" but num_proposals={args.num_proposals}" if args.num_proposals else "")
+        + (f", num_proposals={args.num_proposals}" if args.num_proposals else "")
+        + (f", num_local={args.num_local}" if args.num_local is not None else "")
         + f", seed {args.seed}. Wall time includes compilation and warmup.",
         "",
     ]
@@ -139,7 +141,7 @@ def main(argv=None):
             if args.only and args.only not in case.name:
                 continue
             table, ratio = [], {}
-            sl = SL(case.model, num_proposals=args.num_proposals)
+            sl = SL(case.model, num_proposals=args.num_proposals, num_local=args.num_local)
             for name, kernel, field in (("NUTS", NUTS(case.model), "num_steps"), ("SL", sl, "num_grad_evals")):
                 mcmc, samples, fields, seconds, grads = run(kernel, case, args, field)
                 row, per_s = rows_fn(name, samples, fields, seconds, grads, case)
@@ -161,6 +163,8 @@ def main(argv=None):
         name += "_" + "".join(c if c.isalnum() else "_" for c in args.only.lower())
     if args.num_proposals:
         name += f"_k{args.num_proposals}"
+    if args.num_local is not None:
+        name += f"_local{args.num_local}"
     with open(os.path.join(args.out, name + ".md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

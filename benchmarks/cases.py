@@ -110,7 +110,23 @@ def reference_cases():
     ref = {f"w[{i + 1}]": (m, s) for i, (m, s) in
            enumerate(zip(truth["IDENTITY_MEAN"], truth["IDENTITY_STANDARD_DEVIATION"]))}
     cases.append(Case("German credit", german_credit, (jnp.asarray(X), jnp.asarray(labels)), ref))
+    cases.append(correlated_gaussian())
     return cases
+
+
+def gaussian(mean, cov):
+    numpyro.sample("x", dist.MultivariateNormal(mean, cov))
+
+
+def correlated_gaussian(d=100, seed=0):
+    """A dense-covariance Gaussian in d = 100 with coordinate scales from e⁻² to e²; exact truth."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(d, d)) / np.sqrt(d)
+    scales = np.exp(rng.uniform(-2.0, 2.0, d))
+    cov = (a @ a.T + 0.1 * np.eye(d)) * scales[:, None] * scales[None, :]
+    mean = rng.normal(size=d) * scales
+    ref = {f"x[{i + 1}]": (float(m), float(np.sqrt(v))) for i, (m, v) in enumerate(zip(mean, np.diag(cov)))}
+    return Case(f"correlated Gaussian, d = {d}", gaussian, (jnp.asarray(mean), jnp.asarray(cov)), ref)
 
 
 def _heavy_mode(samples):

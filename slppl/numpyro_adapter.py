@@ -65,7 +65,7 @@ class SL(MCMCKernel):
         num_walkers: local chains exploring during warmup when the kernel builds its denoiser.
         num_local: local NUTS moves after each global proposal when the kernel builds its
             denoiser. ``None`` (default): one during warmup, kept after warmup only if the global
-            proposals were accepted less than half the time in warmup; 0: global proposals only.
+            steps left the current point less than 90 % of the time in warmup; 0: global steps only.
         num_proposals: SL paths per step. With more than one, the next point is picked among
             them and the current one in proportion to their exact weights (i-SIR, exact too; see
             :func:`slppl.kernel.imh_proposal`): the paths are evaluated in one batch and the
