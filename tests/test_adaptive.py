@@ -209,3 +209,24 @@ def test_check_sl_warns_when_the_proposal_misses_the_posterior():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_sl(Fake(), warn=False)
+
+
+@pytest.mark.slow
+def test_correlated_gaussian_in_100_dimensions_keeps_its_local_moves_and_gets_it_right():
+    """A poor importance proposal (d = 100) must leave the local moves on instead of a sticky chain."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    from cases import correlated_gaussian
+
+    case = correlated_gaussian()
+    mean, cov = (np.asarray(a) for a in case.args)
+    mcmc = MCMC(SL(case.model), num_warmup=1000, num_samples=1000, num_chains=2, chain_method="vectorized",
+                progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(0), *case.args)
+    x = np.asarray(mcmc.get_samples(group_by_chain=True)["x"])
+    ess = effective_sample_size(x)
+    sd = np.sqrt(np.diag(cov))
+    assert bool(np.all(mcmc.last_state.use_local))
+    assert_within_mcse(x.mean((0, 1)), mean, sd / np.sqrt(ess), what="means")
