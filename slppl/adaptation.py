@@ -311,13 +311,17 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         # Before the refit, the buffer takes a few proposals per step resampled by their exact
         # weights (sampling importance resampling): draws of the target, the tails the first fit
         # covered thinly included, where the walkers' draws said nothing about mass.
-        rows = num_buffer_rows(state)
-        keep = categorical(k_keep, jnp.reshape(move.proposal_log_weight, (-1,)), (per_step(rows),))
-        kept = state.shift + move.proposals[keep] @ state.chol.T
-        start = jnp.clip((state.i - sched.num_explore - 1) * per_step(rows), 0, rows - per_step(rows)).astype(jnp.int32)
+        def collect(buffer):
+            rows = num_buffer_rows(state)
+            keep = categorical(k_keep, jnp.reshape(move.proposal_log_weight, (-1,)), (per_step(rows),))
+            kept = state.shift + move.proposals[keep] @ state.chol.T
+            start = jnp.clip((state.i - sched.num_explore - 1) * per_step(rows), 0, rows - per_step(rows))
+            start = start.astype(jnp.int32)
+            return jax.lax.dynamic_update_slice(buffer, kept.astype(buffer.dtype), (start, jnp.zeros_like(start)))
+
+        # A cond, so that the steps after the refit (sampling included) do not touch the buffer.
         collecting = (state.i > sched.num_explore) & (state.i < sched.refit)
-        updated = jax.lax.dynamic_update_slice(state.buffer, kept.astype(state.buffer.dtype), (start, jnp.zeros_like(start)))
-        buffer = jnp.where(collecting, updated, state.buffer)
+        buffer = jax.lax.cond(collecting, collect, lambda b: b, state.buffer)
 
         def sync(walkers):
             # The chain's NUTS state needs ∇U at the point the global move accepted.
