@@ -61,9 +61,8 @@ LOCAL_THRESHOLD = 0.9
 EXPLORE, FIT, COMPOSITE = 0, 1, 2
 # Defensive mixture importance sampling (Hesterberg 1995): a share of every proposal comes from a
 # wide Gaussian, N(0, DEFENSIVE_SCALE²·I) in whitened coordinates, which bounds the weights
-# wherever it covers the target. Without it a tail the fit missed made the chain sticky: one of
-# four eight-schools chains (seed 0) had tau's ESS fall from ~1100 to 70 while its acceptance
-# still read 0.82.
+# wherever it covers the target. Alone it did not unstick the eight-schools chain that 8 proposals
+# left in a thin tail (τ's ESS 291 → 504; the refit and 32 proposals did, benchmarks/README.md).
 DEFENSIVE_WEIGHT = 0.1
 DEFENSIVE_SCALE = 2.0
 
@@ -221,6 +220,15 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
     )
 
 
+def _slot(walkers, k):
+    """Walker ``k`` of the batched NUTS state."""
+    return jax.tree_util.tree_map(lambda a: a[k], walkers)
+
+
+def _set_slot(walkers, k, walker):
+    return jax.tree_util.tree_map(lambda a, b: a.at[k].set(b), walkers, walker)
+
+
 class _LocalStats(NamedTuple):
     grads: Any
     accept: Any
@@ -253,6 +261,9 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         # coverage on one eight-schools seed).
         return max(1, state.buffer.shape[0] // 2)
 
+    def local_on(state):
+        return state.use_local & (moves > 0)
+
     def per_step(rows):
         # Enough resampled proposals per step to refill the buffer before the refit, at most K.
         return max(1, min(num_proposals, math.ceil(rows / window), rows))
@@ -283,8 +294,8 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         first = state.i == sched.num_explore
         pes = state.walkers.potential_energy
         best = jnp.argmin(jnp.where(jnp.isfinite(pes), pes, jnp.inf))
-        walker = jax.tree_util.tree_map(lambda a: a[best], state.walkers)
-        walkers = jax.tree_util.tree_map(lambda a, b: jnp.where(first, a.at[0].set(b), a), state.walkers, walker)
+        walker = _slot(state.walkers, best)
+        walkers = jax.tree_util.tree_map(lambda a, b: jnp.where(first, a, b), _set_slot(state.walkers, 0, walker), state.walkers)
         state = state._replace(
             mixture=MixtureDenoiser.from_fit(mixture).params, shift=shift, chol=chol, walkers=walkers,
             z=jax.tree_util.tree_map(lambda a, b: jnp.where(first, a, b), walker.z, state.z),
@@ -313,9 +324,10 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         # covered thinly included, where the walkers' draws said nothing about mass.
         def collect(buffer):
             rows = num_buffer_rows(state)
-            keep = categorical(k_keep, jnp.reshape(move.proposal_log_weight, (-1,)), (per_step(rows),))
+            m = per_step(rows)
+            keep = categorical(k_keep, jnp.reshape(move.proposal_log_weight, (-1,)), (m,))
             kept = state.shift + move.proposals[keep] @ state.chol.T
-            start = jnp.clip((state.i - sched.num_explore - 1) * per_step(rows), 0, rows - per_step(rows))
+            start = jnp.clip((state.i - sched.num_explore - 1) * m, 0, rows - m)
             start = start.astype(jnp.int32)
             return jax.lax.dynamic_update_slice(buffer, kept.astype(buffer.dtype), (start, jnp.zeros_like(start)))
 
@@ -326,10 +338,10 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         def sync(walkers):
             # The chain's NUTS state needs ∇U at the point the global move accepted.
             pe_, grad = jax.value_and_grad(potential_fn)(z)
-            chain = jax.tree_util.tree_map(lambda a: a[0], walkers)._replace(z=z, z_grad=grad, potential_energy=pe_)
-            return jax.tree_util.tree_map(lambda a, b: a.at[0].set(b), walkers, chain)
+            return _set_slot(walkers, 0, _slot(walkers, 0)._replace(z=z, z_grad=grad, potential_energy=pe_))
 
-        walkers = jax.lax.cond(state.use_local & move.accept & (moves > 0), sync, lambda w: w, state.walkers)
+        synced = local_on(state) & move.accept
+        walkers = jax.lax.cond(synced, sync, lambda w: w, state.walkers)
         # Global moves so far in this phase (warmup: after the fit, the refit step not counted).
         start_of_phase = jnp.where(state.i < sched.num_warmup, sched.num_explore + 1 + (state.i > sched.refit), sched.num_warmup)
         n = state.i + 1 - start_of_phase
@@ -340,7 +352,7 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
             walkers=walkers, rng_key=key, buffer=buffer, accept_prob=move.accept_prob,
             mean_accept_prob=mean_accept.astype(dtype),
             diverging=move.diverging, proposal_log_weight=move.proposal_log_weight,
-            num_grad_evals=(state.use_local & move.accept & (moves > 0)).astype(jnp.int32),
+            num_grad_evals=synced.astype(jnp.int32),
             num_potential_evals=jnp.asarray(num_proposals, jnp.int32),
         )
 
@@ -352,8 +364,8 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         def body(j, carry):
             walkers, stats = carry
             slot = jnp.where(exploring, j, 0)
-            w = local_kernel.sample(jax.tree_util.tree_map(lambda a: a[slot], walkers), (potential_fn,), {})
-            walkers = jax.tree_util.tree_map(lambda a, b: a.at[slot].set(b), walkers, w)
+            w = local_kernel.sample(_slot(walkers, slot), (potential_fn,), {})
+            walkers = _set_slot(walkers, slot, w)
             return walkers, _LocalStats(
                 stats.grads + w.num_steps.astype(jnp.int32), stats.accept + w.accept_prob.astype(dtype),
                 stats.diverging | w.diverging,
@@ -371,7 +383,7 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         store = (state.i >= sched.collect_start) & ((state.i - sched.collect_start) % sched.thin == 0)
         start = jnp.clip(slot, 0, sched.num_slots - 1) * num_walkers
         updated = jax.lax.dynamic_update_slice(state.buffer, flat.astype(state.buffer.dtype), (start, jnp.zeros_like(start)))
-        first = jax.tree_util.tree_map(lambda a: a[0], walkers)
+        first = _slot(walkers, 0)
         return state._replace(
             i=state.i + 1,
             z=first.z,
@@ -392,14 +404,13 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
     def after_composite(state, stats, potential_fn):
         def refresh(state):
             # The local moves left x without a path: draw one from its exact conditional.
-            chain = jax.tree_util.tree_map(lambda a: a[0], state.walkers)
+            chain = _slot(state.walkers, 0)
             key, k_path = jax.random.split(state.rng_key)
             state = state._replace(z=chain.z, potential_energy=chain.potential_energy.astype(state.potential_energy.dtype),
                                    rng_key=key)
             return state._replace(log_weight=_refreshed_weight(k_path, state, integrator, times))
 
-        use_local = state.use_local & (moves > 0)
-        state = jax.lax.cond(use_local, refresh, lambda s: s, state)
+        state = jax.lax.cond(local_on(state), refresh, lambda s: s, state)
         itr = state.i + 1
         new_use_local = state.use_local
         if num_local is None:
