@@ -91,6 +91,8 @@ def reference_rows(name, samples, fields, seconds, grads, case):
 def mode_rows(name, samples, fields, seconds, grads, case):
     label_fn, truth = case.modes
     labels = np.asarray(label_fn(samples))
+    if len(truth) > 4:
+        return many_mode_rows(labels, truth, seconds, grads), None
     rows = {}
     worst = 0.0
     for k, w in enumerate(truth):
@@ -106,6 +108,29 @@ def mode_rows(name, samples, fields, seconds, grads, case):
     rows["s"] = f"{seconds:.1f}"
     rows["grads"] = f"{grads:.3g}"
     return rows, None
+
+
+def many_mode_rows(labels, truth, seconds, grads):
+    """One summary row for many modes: coverage, the worst weight error, and it in MCSEs."""
+    freq, ess, err_mcse = np.zeros(len(truth)), np.zeros(len(truth)), np.zeros(len(truth))
+    for k, w in enumerate(truth):
+        ind = (labels == k).astype(float)
+        freq[k] = ind.mean()
+        ess[k] = float(effective_sample_size(ind[..., None])[0]) if ind.std() > 0 else 0.0
+        # MCSE at the true weight, so a mode never visited counts as an error of w / sqrt(w(1-w)/ESS).
+        mcse = np.sqrt(w * (1 - w) / max(ess[k], 1.0))
+        err_mcse[k] = abs(freq[k] - w) / mcse
+    visited = ess > 0
+    rhat = max((float(split_gelman_rubin((labels == k).astype(float)[..., None])[0])
+                for k in range(len(truth)) if visited[k]), default=float("nan"))
+    return {
+        "modes visited": f"{int((freq > 0).sum())} / {len(truth)}",
+        "max abs error": f"{np.abs(freq - truth).max():.4f}",
+        "max error / MCSE": f"{err_mcse.max():.1f}",
+        "min indicator ESS": f"{ess.min():.0f}",
+        "max indicator R-hat": f"{rhat:.3f}",
+        "s": f"{seconds:.1f}", "grads": f"{grads:.3g}",
+    }
 
 
 def sl_extras(fields):

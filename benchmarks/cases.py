@@ -129,6 +129,62 @@ def correlated_gaussian(d=100, seed=0):
     return Case(f"correlated Gaussian, d = {d}", gaussian, (jnp.asarray(mean), jnp.asarray(cov)), ref)
 
 
+# The FAB benchmark's 40 means (drawn once with numpy's default_rng(0) over [−40, 40]², rounded and
+# written out so no random-number library's version changes the target).
+FAB40_MEANS = np.array([
+    [10.96, -18.42],
+    [-36.72, -38.68],
+    [25.06, 33.02],
+    [8.53, 18.36],
+    [3.49, 34.81],
+    [25.27, -39.78],
+    [28.59, -37.31],
+    [18.37, -25.95],
+    [29.05, 3.32],
+    [-16.02, -6.19],
+    [-37.73, -30.06],
+    [13.65, 11.78],
+    [9.23, -9.31],
+    [39.78, 38.47],
+    [14.84, 12.04],
+    [15.08, -8.89],
+    [-29.19, 17.72],
+    [2.03, -15.18],
+    [-1.13, 31.16],
+    [34.72, -11.38],
+    [5.72, -14.25],
+    [7.54, -12.97],
+    [-8.67, 31.22],
+    [-21.83, 9.85],
+    [-33.28, 26.61],
+    [22.97, -20.85],
+    [30.12, -35.31],
+    [-13.11, -27.98],
+    [-3.97, 23.71],
+    [-21.55, -35.84],
+    [-7.64, -24.12],
+    [-32.74, 6.43],
+    [-16.10, 13.76],
+    [-24.04, 35.37],
+    [-10.79, -31.56],
+    [10.33, 34.17],
+    [-4.77, 36.37],
+    [-0.01, -5.98],
+    [9.62, 39.61],
+    [35.92, -3.20]
+])
+
+
+def forty_modes(means):
+    """``(1/40) Σ N(a_k, I)`` in 2-d (the FAB benchmark) as a one-site model."""
+    comp = dist.Normal(means, 1.0).to_event(1)
+    numpyro.sample("x", dist.MixtureSameFamily(dist.Categorical(probs=jnp.full(means.shape[0], 1 / means.shape[0])), comp))
+
+
+def _nearest_mean(samples):
+    return np.argmin(((np.asarray(samples["x"])[..., None, :] - FAB40_MEANS) ** 2).sum(-1), -1)
+
+
 def _heavy_mode(samples):
     return (samples["x"].mean(-1) > 0).astype(int)
 
@@ -142,4 +198,6 @@ def multimodal_cases():
         Case("two modes, d = 32, unequal covariances", two_modes, d32, modes=(_heavy_mode, np.array([1 / 3, 2 / 3]))),
         Case("label switching (2-component mixture)", label_switching, (jnp.asarray(y),),
              modes=(lambda s: (s["mu"][..., 0] < s["mu"][..., 1]).astype(int), np.array([0.5, 0.5]))),
+        Case("40 modes in 2-d (FAB)", forty_modes, (jnp.asarray(FAB40_MEANS),),
+             modes=(_nearest_mean, np.full(40, 1 / 40))),
     ]

@@ -1,6 +1,6 @@
 """The 40-mode mixture in 2-d (the FAB benchmark): acceptance and mode coverage of the exact kernel.
 
-40 equal-weight N(a_k, I) with means spread uniformly over [−40, 40]², written out below (drawn
+40 equal-weight N(a_k, I) with means spread uniformly over [−40, 40]², written out in ``cases.py`` (drawn
 once with numpy's default_rng(0) and rounded), so the benchmark does not depend on a random-number
 library's version. SL uses the exact denoiser, the default grid (UniformOU) and integrator; NUTS
 is not run: a chain started in one mode of this target never leaves it. Mode frequencies are
@@ -24,49 +24,7 @@ from slppl.denoisers import GaussianMixture  # noqa: E402
 from slppl.integrators import SecondOrder  # noqa: E402
 from slppl.time_grids import UniformOU  # noqa: E402
 
-MEANS = np.array([
-    [10.96, -18.42],
-    [-36.72, -38.68],
-    [25.06, 33.02],
-    [8.53, 18.36],
-    [3.49, 34.81],
-    [25.27, -39.78],
-    [28.59, -37.31],
-    [18.37, -25.95],
-    [29.05, 3.32],
-    [-16.02, -6.19],
-    [-37.73, -30.06],
-    [13.65, 11.78],
-    [9.23, -9.31],
-    [39.78, 38.47],
-    [14.84, 12.04],
-    [15.08, -8.89],
-    [-29.19, 17.72],
-    [2.03, -15.18],
-    [-1.13, 31.16],
-    [34.72, -11.38],
-    [5.72, -14.25],
-    [7.54, -12.97],
-    [-8.67, 31.22],
-    [-21.83, 9.85],
-    [-33.28, 26.61],
-    [22.97, -20.85],
-    [30.12, -35.31],
-    [-13.11, -27.98],
-    [-3.97, 23.71],
-    [-21.55, -35.84],
-    [-7.64, -24.12],
-    [-32.74, 6.43],
-    [-16.10, 13.76],
-    [-24.04, 35.37],
-    [-10.79, -31.56],
-    [10.33, 34.17],
-    [-4.77, 36.37],
-    [-0.01, -5.98],
-    [9.62, 39.61],
-    [35.92, -3.20]
-
-])
+from cases import FAB40_MEANS as MEANS  # noqa: E402
 
 
 def main():

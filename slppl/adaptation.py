@@ -34,16 +34,18 @@ spent 18 s compiling its step and 0.5 s running 3000 steps of eight schools.
 """
 
 import math
+import warnings
 from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc import hmc
 
 from ._random import categorical
-from .denoisers.fit import DEFAULT_COMPONENTS, fit_gaussian, fit_mixture, reweight
+from .denoisers.fit import DEFAULT_COMPONENTS, fit_gaussian, fit_mixture, reweight, usable_components
 from .denoisers.mixture import MixtureDenoiser, MixtureParams
 from .kernel import imh_proposal
 from .trajectory import conditional_path, path_log_aux
@@ -188,7 +190,8 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
 
     # Mapped, not vmapped: batched random draws are slow for XLA to compile (see slppl._random).
     walkers = jax.lax.map(lambda a: init_walker(*a), (walker_z, jax.random.split(k_walkers, num_walkers)))
-    k_max = max(family_components) + 1  # the fitted components and the defensive one
+    # The fitted components (as many as the buffer can support) and the defensive one.
+    k_max = max(usable_components(family_components, sched.num_slots * num_walkers, d)) + 1
     mixture = MixtureParams(
         jnp.full((k_max,), -jnp.log(k_max), dtype),
         jnp.zeros((k_max, d), dtype),
@@ -280,9 +283,13 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         fill = jnp.where(good[:, None], state.buffer, state.buffer[jnp.argmax(good)])
         shift, cov = fit_gaussian(fill)
         chol = jnp.linalg.cholesky(cov)
+        # Walkers that never moved (every NUTS move diverged) leave a buffer of one point: the
+        # fit is then meaningless, and the user must hear it now, not from a frozen chain.
+        failed = ~jnp.all(jnp.isfinite(chol)) | ~jnp.any(good)
+        jax.debug.callback(_warn_if_failed, failed & (state.i == sched.num_explore), jnp.sum(good))
         # An explicit L⁻¹ (see fit._component_log_prob for why not a wide triangular solve).
         u = (fill - shift) @ jax.scipy.linalg.solve_triangular(chol, jnp.eye(d, dtype=dtype), lower=True).T
-        mixture = fit_mixture(k_fit, u, family_components)
+        mixture = fit_mixture(k_fit, u, usable_components(family_components, *u.shape))
 
         def log_density_u(u_):
             return -potential_fn(unravel((shift + chol @ u_).astype(dtype)))
@@ -302,7 +309,8 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
             potential_energy=jnp.where(first, walker.potential_energy.astype(dtype), state.potential_energy),
             rng_key=key,
         )
-        return state._replace(log_weight=_refreshed_weight(k_path, state, integrator, times))
+        return state._replace(log_weight=_refreshed_weight(k_path, state, integrator, times),
+                              diverging=failed)
 
     def global_move(state, potential_fn):
         key, k_global, k_keep = jax.random.split(state.rng_key, 3)
@@ -398,7 +406,8 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
     def after_fit(state, stats, potential_fn):
         return state._replace(
             i=state.i + 1, num_grad_evals=jnp.zeros((), jnp.int32),
-            num_potential_evals=jnp.asarray(num_reweight * max(family_components), jnp.int32),
+            # Importance draws of the reweighting, per fitted component slot (the defensive one has none).
+            num_potential_evals=jnp.asarray(num_reweight * (state.mixture.log_weights.shape[0] - 1), jnp.int32),
         )
 
     def after_composite(state, stats, potential_fn):
@@ -444,6 +453,18 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         return jax.lax.switch(p, [partial(a, potential_fn=potential_fn) for a in after], state, stats)
 
     return kernel
+
+
+def _warn_if_failed(failed, num_finite):
+    if np.any(failed):
+        warnings.warn(
+            "SL: the walkers exploring the model during warmup never moved (every local NUTS move "
+            f"diverged; {int(np.min(num_finite))} finite draws, all at their starting points), so the "
+            "denoiser SL fits to them is meaningless and the chain will not move: its draws are flagged "
+            "`diverging`. Check that the model's log density is finite and differentiable around "
+            "its initial point (numpyro.infer.util.log_density), or pass a denoiser.",
+            RuntimeWarning, stacklevel=1,
+        )
 
 
 def _with_defensive(fit):

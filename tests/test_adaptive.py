@@ -195,6 +195,17 @@ def test_bad_input_for_the_adaptive_kernel_is_rejected_before_sampling():
         MCMC(SL(bimodal_model), num_warmup=20, num_samples=10, progress_bar=False).run(jax.random.PRNGKey(0))
 
 
+def test_walkers_that_never_move_warn_and_flag_every_draw():
+    # Finite only at the start: every walker's NUTS move diverges, so there is nothing to fit.
+    def U(x):
+        return jnp.where(jnp.all(x == 0.0), 0.5 * jnp.sum(x**2), jnp.nan)
+
+    mcmc = MCMC(SL(potential_fn=U), num_warmup=100, num_samples=20, progress_bar=False)
+    with pytest.warns(RuntimeWarning, match="never moved"):
+        mcmc.run(jax.random.PRNGKey(0), init_params=jnp.zeros(2), extra_fields=("diverging",))
+    assert np.all(np.asarray(mcmc.get_extra_fields()["diverging"]))
+
+
 def test_check_sl_warns_when_the_proposal_misses_the_posterior():
     # Made-up weights with a heavy right tail, as a proposal that misses part of the target gives.
     class Fake:

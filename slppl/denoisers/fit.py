@@ -25,7 +25,7 @@ from jax.scipy.special import logsumexp
 
 from .._random import normal
 
-__all__ = ["MixtureFit", "fit_gaussian", "fit_mixture", "reweight", "mixture_log_prob"]
+__all__ = ["MixtureFit", "fit_gaussian", "fit_mixture", "reweight", "mixture_log_prob", "usable_components"]
 
 DEFAULT_COMPONENTS = (1, 2, 4, 8)
 
@@ -46,6 +46,21 @@ class MixtureFit(NamedTuple):
     covs: jnp.ndarray
     num_components: jnp.ndarray
     log_likelihood: jnp.ndarray
+
+
+def usable_components(components, n, d):
+    """The candidate numbers of components worth fitting to ``n`` draws in ``d`` dimensions.
+
+    A candidate with more parameters than draws is dropped (BIC would reject it after EM had paid
+    for it); the smallest candidate always stays. Static, so the padding of every array that
+    holds a fit (and the denoiser's cost per call) follows the largest usable candidate.
+
+    Example:
+        >>> usable_components((1, 2, 4, 8), 4000, 100), usable_components((1, 2, 4, 8), 4000, 10)
+        ((1,), (1, 2, 4, 8))
+    """
+    per_component = d + d * (d + 1) / 2
+    return tuple(k for k in components if k == min(components) or k * per_component <= n)
 
 
 def _shrink(cov, n, d):
@@ -174,10 +189,7 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
     loc, scale = draws.mean(0), draws.std(0) + 1e-12
     x = (draws - loc) / scale
     k_pad = max(components)
-    # Candidates with more parameters than draws are left out before any work (static shapes):
-    # BIC would reject them, after EM had paid for all of them.
-    per_component = d + d * (d + 1) / 2
-    components = tuple(k for k in components if k == min(components) or k * per_component <= n)
+    components = usable_components(components, n, d)
     k_max = max(components)
     counts = jnp.repeat(jnp.asarray(components), num_restarts)
     masks = jnp.arange(k_max)[None, :] < counts[:, None]
