@@ -6,7 +6,7 @@ included (what a user waits for); gradient evaluations are counted over warmup a
 (NUTS: leapfrog steps; SL: walkers' and local NUTS leapfrog steps, plus one gradient after each
 accepted global move). Writes ``benchmarks/results/adaptive_vs_nuts.md``.
 
-Run: ``python benchmarks/adaptive_vs_nuts.py [--quick] [--only NAME] [--num-proposals K] [--num-local L] [--seed S]``.
+Run: ``python benchmarks/adaptive_vs_nuts.py [--quick] [--only NAME] [--num-proposals K] [--num-local L] [--family F] [--seed S]``.
 """
 
 import argparse
@@ -146,6 +146,7 @@ def main(argv=None):
     parser.add_argument("--only", default=None, help="run the cases whose name contains this")
     parser.add_argument("--num-proposals", type=int, default=None, help="SL's num_proposals (default: SL's own)")
     parser.add_argument("--num-local", type=int, default=None, help="SL's num_local (default: SL's own)")
+    parser.add_argument("--family", default=None, help="SL's denoiser family (default: SL's own, a mixture)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
@@ -158,6 +159,7 @@ def main(argv=None):
         f"({args.num_warmup} + {args.num_samples}), parallel, defaults"
         + (f", num_proposals={args.num_proposals}" if args.num_proposals else "")
         + (f", num_local={args.num_local}" if args.num_local is not None else "")
+        + (f", denoiser={args.family!r}" if args.family else "")
         + f", seed {args.seed}. Wall time includes compilation and warmup.",
         "",
     ]
@@ -166,7 +168,7 @@ def main(argv=None):
             if args.only and args.only not in case.name:
                 continue
             table, ratio = [], {}
-            sl = SL(case.model, num_proposals=args.num_proposals, num_local=args.num_local)
+            sl = SL(case.model, denoiser=args.family, num_proposals=args.num_proposals, num_local=args.num_local)
             for name, kernel, field in (("NUTS", NUTS(case.model), "num_steps"), ("SL", sl, "num_grad_evals")):
                 mcmc, samples, fields, seconds, grads = run(kernel, case, args, field)
                 row, per_s = rows_fn(name, samples, fields, seconds, grads, case)
@@ -190,6 +192,8 @@ def main(argv=None):
         name += f"_k{args.num_proposals}"
     if args.num_local is not None:
         name += f"_local{args.num_local}"
+    if args.family:
+        name += f"_{args.family}"
     with open(os.path.join(args.out, name + ".md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -45,14 +45,17 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc import hmc
 
 from ._random import categorical
-from .denoisers.fit import DEFAULT_COMPONENTS, fit_gaussian, fit_mixture, reweight, usable_components
+from .denoisers.fit import DEFAULT_COMPONENTS, fit_gaussian, fit_laplace, fit_mixture, reweight, usable_components
 from .denoisers.mixture import MixtureDenoiser, MixtureParams
 from .kernel import imh_proposal
 from .trajectory import conditional_path, path_log_aux
 
 __all__ = ["AdaptiveState", "FAMILIES", "Schedule", "schedule", "init", "build_kernel", "make_local_kernel", "MIN_WARMUP"]
 
-FAMILIES = {"mixture": DEFAULT_COMPONENTS, "gaussian": (1,)}
+# Each family and the numbers of mixture components it may fit. "laplace" is a Gaussian at the
+# potential's minimum nearest the best walker, with the inverse Hessian as covariance, and falls back
+# to the walkers' Gaussian where that search ends at no minimum (fit.fit_laplace).
+FAMILIES = {"mixture": DEFAULT_COMPONENTS, "gaussian": (1,), "laplace": (1,)}
 MIN_WARMUP = 100
 MIN_EXPLORE = 50
 # With num_local=None, local moves stop after warmup when the global steps alone left the current
@@ -238,11 +241,11 @@ class _LocalStats(NamedTuple):
     diverging: Any
 
 
-def build_kernel(sched, family_components, times, integrator, local_kernel, num_local=None, batched=False,
+def build_kernel(sched, family, times, integrator, local_kernel, num_local=None, batched=False,
                  num_reweight=128, num_proposals=1):
     """Return ``kernel(state, potential_fn) -> state``: one step of the adaptive SL kernel.
 
-    ``num_local``: local NUTS moves after each global step; ``None`` (default) makes one
+    ``family``: a key of ``FAMILIES``. ``num_local``: local NUTS moves after each global step; ``None`` (default) makes one
     during warmup and keeps it after warmup only if the warmup's global acceptance was below
     ``LOCAL_THRESHOLD``. ``num_proposals``: SL paths per global step (i-SIR when > 1, see
     :func:`slppl.kernel.imh_proposal`).
@@ -255,6 +258,7 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
     ``batched=True`` when the state has a leading chain axis (``chain_method="vectorized"``): the
     phase is then read from the first chain's counter, outside the ``vmap``.
     """
+    family_components = FAMILIES[family]
     moves = 1 if num_local is None else num_local
     window = max(1, sched.refit - sched.num_explore - 1)
 
@@ -294,14 +298,17 @@ def build_kernel(sched, family_components, times, integrator, local_kernel, num_
         def log_density_u(u_):
             return -potential_fn(unravel((shift + chol @ u_).astype(dtype)))
 
+        pes = state.walkers.potential_energy
+        best = jnp.argmin(jnp.where(jnp.isfinite(pes), pes, jnp.inf))
+        walker = _slot(state.walkers, best)
+        if family == "laplace":
+            u_best = jax.scipy.linalg.solve_triangular(chol, ravel_pytree(walker.z)[0] - shift, lower=True)
+            mixture = fit_laplace(lambda u_: -log_density_u(u_), u_best, mixture)
         mixture = _with_defensive(reweight(k_weights, mixture, log_density_u, num_reweight))
         # At the first fit the chain starts from the walker with the highest density; it takes that
         # walker's slot 0 (and its adapted step size and mass matrix) for its local moves. At the
         # refit it stays where it is, with a weight recomputed under the new proposal.
         first = state.i == sched.num_explore
-        pes = state.walkers.potential_energy
-        best = jnp.argmin(jnp.where(jnp.isfinite(pes), pes, jnp.inf))
-        walker = _slot(state.walkers, best)
         walkers = jax.tree_util.tree_map(lambda a, b: jnp.where(first, a, b), _set_slot(state.walkers, 0, walker), state.walkers)
         state = state._replace(
             mixture=MixtureDenoiser.from_fit(mixture).params, shift=shift, chol=chol, walkers=walkers,

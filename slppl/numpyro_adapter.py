@@ -25,7 +25,7 @@ __all__ = ["SL"]
 DEFAULT_NUM_STEPS = 50
 # A fitted denoiser's paths are drawn exactly (integrators.Exact) unless another integrator is
 # asked for; with SecondOrder, a Gaussian is exact in one step, a mixture needs steps at small t.
-FITTED_NUM_STEPS = {"gaussian": 1, "mixture": 25}
+FITTED_NUM_STEPS = {"gaussian": 1, "laplace": 1, "mixture": 25}
 DEFAULT_PROPOSALS = 32
 
 
@@ -45,9 +45,11 @@ class SL(MCMCKernel):
             ``potential_fn``).
         potential_fn: ``U(z) = −log μ(z)`` on any pytree ``z`` (then ``init_params`` is required).
         denoiser: a :class:`~slppl.denoisers.Denoiser` for the flat unconstrained vector, or
-            ``None`` / ``"mixture"`` / ``"gaussian"``: the kernel then builds its own denoiser of
-            that family during warmup (:mod:`slppl.adaptation`; ``None`` means ``"mixture"``)
-            and mixes exact global SL moves with local NUTS moves.
+            ``None`` / ``"mixture"`` / ``"gaussian"`` / ``"laplace"``: the kernel then builds its
+            own denoiser of that family during warmup (:mod:`slppl.adaptation`; ``None`` means
+            ``"mixture"``; ``"laplace"`` is ``N(MAP, H⁻¹)`` found from the best walker, or the
+            walkers' Gaussian where no minimum is found) and mixes exact global SL moves with
+            local NUTS moves.
         num_steps: number of SL steps per proposal (default 50 with a given denoiser; with a
             built denoiser the path is drawn exactly and steps do not matter, unless another
             integrator is given: then 25 for a mixture, 1 for a Gaussian; or the length of an
@@ -240,7 +242,7 @@ class SL(MCMCKernel):
         sched = adaptation.schedule(num_warmup, self.num_walkers)
         components = adaptation.FAMILIES[self.family]
         local_kernel = adaptation.make_local_kernel()
-        step = adaptation.build_kernel(sched, components, self.times, self.integrator, local_kernel,
+        step = adaptation.build_kernel(sched, self.family, self.times, self.integrator, local_kernel,
                                        self.num_local, batched=vectorized, num_proposals=self.num_proposals)
 
         def init_one(z, key, model_args, model_kwargs):

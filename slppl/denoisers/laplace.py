@@ -5,11 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.optimize import minimize
 
+from .fit import NEWTON_DECREMENT_TOL
 from .gaussian import Gaussian
-
-# Stationarity: the Newton decrement gᵀH⁻¹g (the squared distance to the optimum in posterior
-# standard deviations, whatever the scale) must be below this.
-NEWTON_DECREMENT_TOL = 1e-6
 
 
 def laplace(potential_fn, init_position, max_iter=1000, max_restarts=5):
