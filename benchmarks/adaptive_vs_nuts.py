@@ -6,7 +6,7 @@ included (what a user waits for); gradient evaluations are counted over warmup a
 (NUTS: leapfrog steps; SL: walkers' and local NUTS leapfrog steps, plus one gradient after each
 accepted global move). Writes ``benchmarks/results/adaptive_vs_nuts.md``.
 
-Run: ``python benchmarks/adaptive_vs_nuts.py [--quick] [--only NAME] [--num-proposals K] [--num-local L] [--family F] [--seed S]``.
+Run: ``python benchmarks/adaptive_vs_nuts.py [--quick] [--only NAME] [--num-proposals K] [--num-local L] [--family F] [--num-samples N] [--seed S]``.
 """
 
 import argparse
@@ -147,10 +147,14 @@ def main(argv=None):
     parser.add_argument("--num-proposals", type=int, default=None, help="SL's num_proposals (default: SL's own)")
     parser.add_argument("--num-local", type=int, default=None, help="SL's num_local (default: SL's own)")
     parser.add_argument("--family", default=None, help="SL's denoiser family (default: SL's own, a mixture)")
+    parser.add_argument("--num-samples", type=int, default=None, help="draws per chain after warmup (default 2000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
+    num_samples = args.num_samples
     args.num_chains, args.num_warmup, args.num_samples = (2, 200, 500) if args.quick else (4, 1000, 2000)
+    if num_samples:
+        args.num_samples = num_samples
     lines = [
         "# `SL(model)` (no denoiser) against NUTS",
         "",
@@ -194,6 +198,8 @@ def main(argv=None):
         name += f"_local{args.num_local}"
     if args.family:
         name += f"_{args.family}"
+    if num_samples:
+        name += f"_n{num_samples}"
     with open(os.path.join(args.out, name + ".md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -21,6 +21,10 @@ from .trajectory import FINALS, sample_trajectory
 
 __all__ = ["SLState", "Move", "init", "build_kernel", "imh_proposal", "CORRECTIONS"]
 
+# Proposals evaluated together (vmapped) in a loop over chunks: with several host devices XLA's CPU
+# batched triangular solve (a MultivariateNormal's log density) was several times slower over 32
+# rows at once than over 4.
+PROPOSAL_CHUNK = 4
 CORRECTIONS = ("mh", None)
 
 
@@ -229,8 +233,7 @@ def imh_proposal(
         # Drawn in one batch from ν rather than vmapped over keys: batched random bits took XLA
         # a second longer to compile. The path's terms cancel in the weight (trajectory._exact_trajectory).
         xs = denoiser.sample(key_traj, num_proposals).astype(dtype)
-        pes = jax.vmap(potential_fn)(xs).astype(dtype)
-        log_weights = -jax.vmap(denoiser.log_prob)(xs) - pes
+        pes, log_weights = _evaluate(xs, potential_fn, denoiser.log_prob, dtype)
         divergings = ~(jnp.all(jnp.isfinite(xs), -1) & jnp.isfinite(log_weights))
         states = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (num_proposals,) + jnp.shape(a)), denoiser_state)
     else:
@@ -257,6 +260,19 @@ def imh_proposal(
         accept, xs[chosen], pes[chosen], log_weights[chosen], (1.0 - stay).astype(dtype), jnp.any(divergings),
         proposal_log_weight, jax.tree_util.tree_map(take, states), xs,
     )
+
+
+def _evaluate(xs, potential_fn, log_prob, dtype, chunk=PROPOSAL_CHUNK):
+    """Potentials and exact log weights of the proposals ``xs``, ``chunk`` rows at a time."""
+    k, d = xs.shape
+    if k % chunk:
+        chunk = k
+    def one(x):
+        pe = jax.vmap(potential_fn)(x).astype(dtype)
+        return pe, -jax.vmap(log_prob)(x).astype(dtype) - pe
+
+    pes, log_weights = jax.lax.map(one, xs.reshape(k // chunk, chunk, d))
+    return pes.reshape(k), log_weights.reshape(k)
 
 
 def check_combination(denoiser, integrator, correction, final):
