@@ -12,7 +12,7 @@ from .numpyro_adapter import SL
 from .trajectory import sample, sample_trajectory
 from .tweedie import denoiser_from_score, score_from_denoiser
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "SL",

@@ -10,5 +10,6 @@ from .empirical import Empirical
 from .gaussian import Gaussian
 from .gaussian_mixture import GaussianMixture
 from .laplace import laplace
+from .learned import Learned  # needs the extra slppl[learn] (equinox, optax) only when used
 
-__all__ = ["Denoiser", "FunctionDenoiser", "Gaussian", "GaussianMixture", "Discrete", "Empirical", "laplace"]
+__all__ = ["Denoiser", "FunctionDenoiser", "Gaussian", "GaussianMixture", "Discrete", "Empirical", "Learned", "laplace"]

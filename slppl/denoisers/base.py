@@ -42,6 +42,13 @@ class Denoiser:
     def estimate(self, rng_key, y, t, state):
         raise NotImplementedError
 
+    def marginal_variance(self):
+        """Per-coordinate variance of the denoiser's measure, or ``None`` when it is not known.
+
+        :class:`slppl.SL` reads it to fit its default time grid to the target's scale.
+        """
+        return None
+
     def sample_posterior(self, rng_key, y, t, state):
         """One exact draw from the tilted measure ``μ_{t,y}`` (analytic denoisers only)."""
         raise NotImplementedError(

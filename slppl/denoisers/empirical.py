@@ -75,6 +75,9 @@ class Empirical(Denoiser):
         self.kernel_eigvecs = jnp.asarray(vec, dtype)
         self.dim = int(d)
 
+    def marginal_variance(self):
+        return jnp.var(self.samples, 0) + jnp.einsum("ij,j->i", self.kernel_eigvecs**2, self.kernel_eigvals)
+
     @classmethod
     def fit(cls, draws, model=None, model_args=(), model_kwargs=None, bandwidth=None, whiten=True):
         """The (whitened) KDE of draws: a flat ``(n, d)`` array or NumPyro's sample dict with the model.

@@ -140,6 +140,12 @@ class MixtureDenoiser(Denoiser):
         z = jnp.sqrt(shrink[k]) * jax.random.normal(k_noise, (self.dim,), m_k.dtype)
         return m_k[k] + self.eigvecs[k] @ z
 
+    def marginal_variance(self):
+        w = jnp.exp(self.log_weights)
+        mean = w @ self.means
+        within = jnp.einsum("k,kij,kj->i", w, self.eigvecs**2, self.eigvals)
+        return within + w @ (self.means - mean) ** 2
+
     def log_prob(self, x):
         """Log density of the mixture itself (needs non-degenerate components)."""
         u = jnp.einsum("kji,kj->ki", self.eigvecs, x[None, :] - self.means)
