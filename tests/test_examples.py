@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -37,3 +39,10 @@ def test_readme_usage_example_runs(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "r_hat" in out.stdout
+
+
+@pytest.mark.slow
+def test_two_component_study_runs(tmp_path):
+    out = run_example("two_component_study.py", "--quick", "--out", str(tmp_path))
+    assert "ReLU, 1 hidden layer" in out.stdout
+    assert (tmp_path / "two_component_study.png").stat().st_size > 10_000
