@@ -267,6 +267,7 @@ def _evaluate(xs, potential_fn, log_prob, dtype, chunk=PROPOSAL_CHUNK):
     k, d = xs.shape
     if k % chunk:
         chunk = k
+
     def one(x):
         pe = jax.vmap(potential_fn)(x).astype(dtype)
         return pe, -jax.vmap(log_prob)(x).astype(dtype) - pe

@@ -21,9 +21,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import logsumexp
-
 from jax.scipy.optimize import minimize
+from jax.scipy.special import logsumexp
 
 from .._random import normal
 
