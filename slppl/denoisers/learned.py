@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .base import Denoiser
-from .fit import MixtureFit, fit_gaussian, fit_mixture, reweight
+from .gaussian import Gaussian
+from .gaussian_mixture import GaussianMixture
 from .mixture import MixtureDenoiser, MixtureParams
 
 __all__ = ["Learned", "log_weight_variance"]
@@ -163,17 +164,13 @@ class Learned(Denoiser):
             raise ValueError(f"draws must be a finite (n, d) array with n >= 2, got shape {x.shape}")
         n, d = x.shape
         dtype = x.dtype
-        k_base, k_weights, k_net, k_train = jax.random.split(rng_key, 4)
+        k_base, _, k_net, k_train = jax.random.split(rng_key, 4)  # four, so the network keys stay as they were
         if model is not None and potential_fn is None:
             potential_fn = flat_potential(model, *model_args, **model_kwargs)[0]
         if base == "gaussian":
-            mean, cov = fit_gaussian(x)
-            mixture = MixtureDenoiser.from_fit(_one_component(mean, cov))
+            mixture = Gaussian.fit(x)
         else:
-            fit = fit_mixture(k_base, x)
-            if potential_fn is not None:
-                fit = reweight(k_weights, fit, lambda z: -potential_fn(z))
-            mixture = MixtureDenoiser.from_fit(fit)
+            mixture = GaussianMixture.fit(k_base, x, potential_fn=potential_fn)
         loc, scale = x.mean(0), x.std(0) + 1e-12
         settings = dict(base=base, width=int(width), depth=int(depth), num_freqs=int(num_freqs),
                         num_iters=int(num_iters), batch_size=int(batch_size),
@@ -295,10 +292,6 @@ class Learned(Denoiser):
         if sum(int(np.prod(s)) for _, s in have) != self.dim and self.layout is None:
             raise ValueError(f"the denoiser acts on vectors of length {self.dim}, the model's flat latent vector "
                              f"has length {sum(int(np.prod(s)) for _, s in have)}")
-
-
-def _one_component(mean, cov):
-    return MixtureFit(jnp.zeros(1, mean.dtype), mean[None], cov[None], jnp.ones((), jnp.int32), jnp.zeros((), mean.dtype))
 
 
 def _train(rng_key, den, x, optimizer, num_iters, batch_size, t_range):
