@@ -6,9 +6,11 @@ Example:
 """
 
 from . import adaptation, denoisers, diagnostics, integrators, time_grids
+from .calibration import sbc
 from .kernel import SLState
 from .layout import flat_potential, flatten_draws, site_layout
 from .numpyro_adapter import SL
+from .simulate import simulate
 from .trajectory import sample, sample_trajectory
 from .tweedie import denoiser_from_score, score_from_denoiser
 
@@ -21,6 +23,8 @@ __all__ = [
     "flat_potential",
     "flatten_draws",
     "sample",
+    "simulate",
+    "sbc",
     "sample_trajectory",
     "adaptation",
     "denoisers",

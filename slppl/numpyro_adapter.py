@@ -218,12 +218,17 @@ class SL(MCMCKernel):
             return self._init_adaptive(rng_key, init_params, int(num_warmup), vectorized,
                                        model_args, model_kwargs)
         check_dim(self.denoiser, ravel_pytree(one)[0].shape[0])
-        if self._model is not None and hasattr(self.denoiser, "check_layout"):
-            self.denoiser.check_layout(self._model, *model_args, **model_kwargs)  # a saved Learned's sites
+        denoiser = self.denoiser
+        if self._model is not None and hasattr(denoiser, "check_layout"):
+            denoiser.check_layout(self._model, *model_args, **model_kwargs)  # a saved Learned's sites
+        if self._model is not None and hasattr(denoiser, "condition_on_model"):
+            # An amortized denoiser's context (this run's data) lives in the state, not in the
+            # compiled sampler, which later runs on other data sets reuse.
+            denoiser = denoiser.condition_on_model(self._model, *model_args, **model_kwargs)
         self._sample_fn = self._build_sampler(int(num_warmup), vectorized)
 
         def init_one(z, key):
-            return core.init(z, potential_fn, key, self.denoiser, self.num_proposals)
+            return core.init(z, potential_fn, key, denoiser, self.num_proposals)
 
         if vectorized:
             return jax.vmap(init_one)(init_params, rng_key)

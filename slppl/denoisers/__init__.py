@@ -4,6 +4,7 @@ Example:
     >>> from slppl.denoisers import Gaussian, GaussianMixture, Discrete, Empirical
 """
 
+from .amortized import Amortized
 from .base import Denoiser, FunctionDenoiser
 from .discrete import Discrete
 from .empirical import Empirical
@@ -12,4 +13,4 @@ from .gaussian_mixture import GaussianMixture
 from .laplace import laplace
 from .learned import Learned  # needs the extra slppl[learn] (equinox, optax) only when used
 
-__all__ = ["Denoiser", "FunctionDenoiser", "Gaussian", "GaussianMixture", "Discrete", "Empirical", "Learned", "laplace"]
+__all__ = ["Denoiser", "FunctionDenoiser", "Gaussian", "GaussianMixture", "Discrete", "Empirical", "Learned", "Amortized", "laplace"]

@@ -59,13 +59,24 @@ def _embed(t, num_freqs, dtype):
     return jnp.concatenate([jnp.sin(freqs * s), jnp.cos(freqs * s)])
 
 
-def _network(key, dim, width, depth, num_freqs, dtype):
+def _network(key, dim, width, depth, num_freqs, dtype, num_context=0):
     eqx, _ = _require()
-    net = eqx.nn.MLP(dim + 2 * num_freqs, dim, width, depth, activation=jax.nn.silu, key=key, dtype=dtype)
+    net = eqx.nn.MLP(dim + 2 * num_freqs + num_context, dim, width, depth, activation=jax.nn.silu, key=key,
+                     dtype=dtype)
     # Zero output layer: the untrained denoiser is the base exactly.
     last = net.layers[-1]
     return eqx.tree_at(lambda n: (n.layers[-1].weight, n.layers[-1].bias), net,
                        (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
+
+
+def residual(network, num_freqs, y, t, loc, scale, context=None):
+    """``c_out(t) ⊙ net(c_in(t) ⊙ (y − t·loc), φ(t) [, context])``, the preconditioned correction."""
+    dtype = y.dtype
+    t = jnp.asarray(t, dtype)
+    var = scale**2
+    h = (y - t * loc) / jnp.sqrt(1.0 + t + t * t * var)
+    parts = [h, _embed(t, num_freqs, dtype)] + ([] if context is None else [context])
+    return scale / jnp.sqrt(1.0 + t * var) * network(jnp.concatenate(parts))
 
 
 class Learned(Denoiser):
@@ -95,13 +106,15 @@ class Learned(Denoiser):
     def marginal_variance(self):
         return self.scale**2
 
+    def context_state(self, context):
+        """The denoiser state for a row of training contexts (none: a ``Learned`` has no context)."""
+        return ()
+
+    def residual_scale(self, state):
+        return self.scale
+
     def _residual(self, y, t):
-        dtype = y.dtype
-        t = jnp.asarray(t, dtype)
-        var = self.scale**2
-        h = (y - t * self.loc) / jnp.sqrt(1.0 + t + t * t * var)
-        out = self.network(jnp.concatenate([h, _embed(t, self.settings["num_freqs"], dtype)]))
-        return self.scale / jnp.sqrt(1.0 + t * var) * out
+        return residual(self.network, self.settings["num_freqs"], y, t, self.loc, self.scale)
 
     def estimate(self, rng_key, y, t, state):
         m, _, _ = self.base.estimate(rng_key, y, t, state)
@@ -206,6 +219,24 @@ class Learned(Denoiser):
                 den.network = net
         return den
 
+    @classmethod
+    def fit_amortized(cls, rng_key, model, *model_args, **kwargs):
+        """Train one denoiser for every data set of ``model``: see :meth:`slppl.denoisers.Amortized.fit`.
+
+        Example:
+            >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
+            >>> def model(y):
+            ...     mu = numpyro.sample("mu", dist.Normal(0, 1))
+            ...     numpyro.sample("y", dist.Normal(mu, 1), obs=y)
+            >>> den = Learned.fit_amortized(jax.random.PRNGKey(0), model, jnp.zeros(5), num_simulations=500,
+            ...                             num_iters=50)
+            >>> type(den).__name__, den.obs_layout
+            ('Amortized', [('y', (5,))])
+        """
+        from .amortized import Amortized
+
+        return Amortized.fit(rng_key, model, *model_args, **kwargs)
+
     # ------------------------------------------------------------------ saving
     def save(self, path):
         """Write the weights and a JSON header to one ``.npz`` file (no pickled objects).
@@ -218,21 +249,11 @@ class Learned(Denoiser):
             >>> den.save(path); Learned.load(path).dim
             2
         """
-        eqx, _ = _require()
-        from .._version import __version__
-
-        leaves = jax.tree_util.tree_leaves(eqx.filter(self.network, eqx.is_array))
-        header = dict(format=FORMAT, format_version=FORMAT_VERSION, slppl_version=__version__,
-                      dim=self.dim, dtype=str(self.loc.dtype), settings=self.settings, layout=self.layout,
-                      num_leaves=len(leaves), leaf_shapes=[list(leaf.shape) for leaf in leaves])
-        arrays = {f"net_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
         p = self.base.params
-        arrays.update(base_log_weights=np.asarray(p.log_weights), base_means=np.asarray(p.means),
-                      base_eigvals=np.asarray(p.eigvals), base_eigvecs=np.asarray(p.eigvecs),
-                      loc=np.asarray(self.loc), scale=np.asarray(self.scale))
-        arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
+        _save(path, {"net": self.network}, dict(dim=self.dim, dtype=str(self.loc.dtype), settings=self.settings,
+                                       layout=self.layout),
+              dict(base_log_weights=p.log_weights, base_means=p.means, base_eigvals=p.eigvals,
+                   base_eigvecs=p.eigvecs, loc=self.loc, scale=self.scale))
 
     @classmethod
     def load(cls, path, model=None, *model_args, **model_kwargs):
@@ -242,38 +263,15 @@ class Learned(Denoiser):
         A file that is not such a file, is truncated, or has arrays of the wrong shape raises
         ``ValueError`` naming what is wrong.
         """
-        eqx, _ = _require()
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            header = json.loads(bytes(arrays.pop("header")).decode("utf-8"))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
-            raise ValueError(f"{path} is not a readable slppl Learned file ({type(err).__name__}: {err})") from err
-        if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path} is not a {FORMAT} file of format version {FORMAT_VERSION} "
-                             f"(header says {header.get('format')!r}, version {header.get('format_version')!r})")
+        header, arrays = _read(path, FORMAT)
         d, settings = int(header["dim"]), header["settings"]
         dtype = jnp.dtype(header["dtype"])
-        skeleton = _network(jax.random.PRNGKey(0), d, settings["width"], settings["depth"], settings["num_freqs"], dtype)
-        params, static = eqx.partition(skeleton, eqx.is_array)
-        slots, treedef = jax.tree_util.tree_flatten(params)
-        names = [f"net_{i}" for i in range(len(slots))]
-        expected = {**{k: s.shape for k, s in zip(names, slots)},
-                    "base_means": None, "base_log_weights": None, "base_eigvals": None, "base_eigvecs": None,
-                    "loc": (d,), "scale": (d,)}
-        missing = [k for k in expected if k not in arrays]
-        if missing:
-            raise ValueError(f"{path} lacks the arrays {missing}: the file is incomplete or from another version")
-        for k, shape in expected.items():
-            if shape is not None and tuple(arrays[k].shape) != tuple(shape):
-                raise ValueError(f"{path}: array {k} has shape {arrays[k].shape}, the header's architecture needs {shape}")
+        network = _network_from(path, arrays, settings, d, dtype)
+        _check_shapes(path, arrays, {"loc": (d,), "scale": (d,), "base_means": None})
         k_base = arrays["base_means"].shape[0]
         base_shapes = {"base_log_weights": (k_base,), "base_means": (k_base, d), "base_eigvals": (k_base, d),
                        "base_eigvecs": (k_base, d, d)}
-        for k, shape in base_shapes.items():
-            if tuple(arrays[k].shape) != shape:
-                raise ValueError(f"{path}: array {k} has shape {arrays[k].shape}, expected {shape}")
-        network = eqx.combine(jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[k], dtype) for k in names]), static)
+        _check_shapes(path, arrays, base_shapes)
         base = MixtureDenoiser.from_params(MixtureParams(*(jnp.asarray(arrays[k], dtype) for k in base_shapes)))
         den = cls(base, network, jnp.asarray(arrays["loc"], dtype), jnp.asarray(arrays["scale"], dtype), settings,
                   header.get("layout"))
@@ -294,30 +292,102 @@ class Learned(Denoiser):
                              f"has length {sum(int(np.prod(s)) for _, s in have)}")
 
 
-def _train(rng_key, den, x, optimizer, num_iters, batch_size, t_range):
+def _save(path, networks, header, arrays):
+    """One ``.npz``: each network's leaves (``{prefix}_{i}`` for ``networks = {prefix: module}``),
+    ``arrays``, and ``header`` as JSON bytes."""
+    eqx, _ = _require()
+    from .._version import __version__
+
+    out = {}
+    for prefix, network in networks.items():
+        leaves = jax.tree_util.tree_leaves(eqx.filter(network, eqx.is_array))
+        out.update({f"{prefix}_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
+    header = dict(format=header.pop("format", FORMAT), format_version=FORMAT_VERSION, slppl_version=__version__,
+                  **header)
+    out.update({k: np.asarray(v) for k, v in arrays.items()})
+    out["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **out)
+
+
+def _read(path, fmt):
+    """``(header, arrays)`` of a file written by :func:`_save` in format ``fmt``; never unpickles."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        header = json.loads(bytes(arrays.pop("header")).decode("utf-8"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a readable slppl {fmt} file ({type(err).__name__}: {err})") from err
+    if header.get("format") != fmt or header.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} is not a {fmt} file of format version {FORMAT_VERSION} "
+                         f"(header says {header.get('format')!r}, version {header.get('format_version')!r})")
+    return header, arrays
+
+
+def _check_shapes(path, arrays, expected):
+    """Raise ``ValueError`` for a missing array or one whose shape is not ``expected[name]`` (``None``: any)."""
+    missing = [k for k in expected if k not in arrays]
+    if missing:
+        raise ValueError(f"{path} lacks the arrays {missing}: the file is incomplete or from another version")
+    for k, shape in expected.items():
+        if shape is not None and tuple(arrays[k].shape) != tuple(shape):
+            raise ValueError(f"{path}: array {k} has shape {arrays[k].shape}, the header's architecture needs {shape}")
+
+
+def _network_from(path, arrays, settings, dim, dtype, num_context=0):
+    """The network the header's architecture describes, with the file's weights."""
+    skeleton = _network(jax.random.PRNGKey(0), dim, settings["width"], settings["depth"], settings["num_freqs"], dtype,
+                        num_context)
+    return _load_leaves(path, arrays, skeleton, "net", dtype)
+
+
+def _load_leaves(path, arrays, skeleton, prefix, dtype):
+    """``skeleton`` (an equinox module) with its array leaves replaced by the file's ``{prefix}_{i}``."""
+    eqx, _ = _require()
+    params, static = eqx.partition(skeleton, eqx.is_array)
+    slots, treedef = jax.tree_util.tree_flatten(params)
+    names = [f"{prefix}_{i}" for i in range(len(slots))]
+    _check_shapes(path, arrays, {k: s.shape for k, s in zip(names, slots)})
+    return eqx.combine(jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[k], dtype) for k in names]), static)
+
+
+def _train(rng_key, den, x, optimizer, num_iters, batch_size, t_range, contexts=None):
     """Adam on the preconditioned DSM loss; returns the trained network and the loss per iteration."""
+    eqx, _ = _require()
+    params, static = eqx.partition(den.network, eqx.is_array)
+    return _adam(rng_key, _dsm_loss(den, static, x, contexts, batch_size, t_range), params, static, optimizer,
+                 num_iters)
+
+
+def _dsm_loss(den, static, x, contexts, batch_size, t_range):
+    """``loss(params, key)``: ``E |m(y_t, t) − x|² / c_out(t)²`` over a batch of draws ``x`` (each with
+    its row of ``contexts``, the denoiser's state, for an amortized one), ``y_t = t·x + √t·ε`` and
+    ``t`` log-uniform on ``t_range`` divided by the mean of ``den.scale²``."""
     eqx, _ = _require()
     n, d = x.shape
     dtype = x.dtype
-    mean_var = jnp.mean(den.scale**2)
+    contexts = jnp.zeros((n, 0), dtype) if contexts is None else contexts
+    mean_var = jnp.mean(den.marginal_variance())
     log_lo, log_hi = jnp.log(t_range[0] / mean_var), jnp.log(t_range[1] / mean_var)
-    params, static = eqx.partition(den.network, eqx.is_array)
 
     def loss_fn(params, key):
         k_idx, k_t, k_eps = jax.random.split(key, 3)
-        xb = x[jax.random.randint(k_idx, (batch_size,), 0, n)]
+        idx = jax.random.randint(k_idx, (batch_size,), 0, n)
+        xb, cb = x[idx], contexts[idx]
         t = jnp.exp(jax.random.uniform(k_t, (batch_size,), dtype, log_lo, log_hi))
         y = t[:, None] * xb + jnp.sqrt(t)[:, None] * jax.random.normal(k_eps, (batch_size, d), dtype)
         trained = _with_network(den, eqx.combine(params, static))
 
-        def one(y_, t_, x_):
-            m, _, _ = trained.estimate(None, y_, t_, ())
-            c_out = trained.scale / jnp.sqrt(1.0 + t_ * trained.scale**2)
+        def one(y_, t_, x_, c_):
+            state = trained.context_state(c_)
+            m, _, _ = trained.estimate(None, y_, t_, state)
+            scale = trained.residual_scale(state)
+            c_out = scale / jnp.sqrt(1.0 + t_ * scale**2)
             return jnp.mean(((m - x_) / c_out) ** 2)
 
-        return jnp.mean(jax.vmap(one)(y, t, xb))
+        return jnp.mean(jax.vmap(one)(y, t, xb, cb))
 
-    return _adam(rng_key, loss_fn, params, static, optimizer, num_iters)
+    return loss_fn
 
 
 def _adam(rng_key, loss_fn, params, static, optimizer, num_iters):
