@@ -155,8 +155,12 @@ def main():
         "| model | sampler | mean accept | min accept | max z (vs exact) | min ESS | ESS/s |",
         "|---|---|---|---|---|---|---|",
     ]
+    def num(v, fmt):
+        return "–" if np.isnan(v) else format(v, fmt)
+
     for r in rows:
-        lines.append(f"| {r[0]} | {r[1]} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.0f} | {r[6]:.0f} |")
+        lines.append(f"| {r[0]} | {r[1]} | {r[2]:.3f} | {r[3]:.3f} | {num(r[4], '.3f')} | {num(r[5], '.0f')} | "
+                     f"{num(r[6], '.0f')} |")
     lines += ["", "SBC (ranks of the prior draw among 99 thinned draws of 500, 10 bins, χ² p-value per coordinate; "
               "passed: every p > 0.01/d):", "",
               "| model | sampler | data sets | p-values | passed | min ESS | seconds |", "|---|---|---|---|---|---|---|"]
@@ -164,7 +168,7 @@ def main():
         lines.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]:.0f} | {r[6]:.0f} |")
     out = os.path.join(HERE, "results", "amortized" + ("_quick" if args.quick else "") + ".md")
     with open(out, "w") as f:
-        f.write("\n".join(lines).replace("| nan |", "| – |") + "\n")
+        f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -55,7 +55,12 @@ __all__ = ["AdaptiveState", "FAMILIES", "Schedule", "schedule", "init", "build_k
 # Each family and the numbers of mixture components it may fit. "laplace" is a Gaussian at the
 # potential's minimum nearest the best walker, with the inverse Hessian as covariance, and falls back
 # to the walkers' Gaussian where that search ends at no minimum (fit.fit_laplace).
-FAMILIES = {"mixture": DEFAULT_COMPONENTS, "gaussian": (1,), "laplace": (1,)}
+FAMILIES = {"mixture": DEFAULT_COMPONENTS, "gaussian": (1,), "laplace": (1,), "learned": DEFAULT_COMPONENTS}
+# "learned": the mixture, plus a residual network (slppl.denoisers.Learned, whitened coordinates)
+# trained by DSM on the buffer at the refit and kept only if it lowers the variance of the exact
+# log weights on paths of the buffer's draws. Its paths need an integrator (no exact path draws).
+LEARNED_ITERS = 1000
+LEARNED_SETTINGS = dict(width=128, depth=3, num_freqs=8)
 MIN_WARMUP = 100
 MIN_EXPLORE = 50
 # With num_local=None, local moves stop after warmup when the global steps alone left the current
@@ -98,6 +103,8 @@ class AdaptiveState(NamedTuple):
             is the chain's own NUTS state for its local moves; the others are idle.
         buffer: ``(n, d)`` draws the denoiser is fitted to: the walkers', then (first half) proposals
             resampled by their exact weights for the refit.
+        network: the residual network's arrays with ``denoiser="learned"`` (zero until the refit
+            trains it), else ``()``.
     """
 
     i: Any
@@ -118,6 +125,7 @@ class AdaptiveState(NamedTuple):
     use_local: Any
     walkers: Any
     buffer: Any
+    network: Any = ()
 
 
 class Schedule(NamedTuple):
@@ -169,7 +177,7 @@ class _Local(NamedTuple):
 
 
 def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_kernel, target_accept_prob=0.8,
-         num_proposals=1):
+         num_proposals=1, learned=False):
     """Initial :class:`AdaptiveState` for one chain.
 
     ``walker_z`` holds the walkers' starting points (leading axis = walkers); a walker whose
@@ -223,6 +231,7 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
         use_local=jnp.ones((), bool),
         walkers=walkers,
         buffer=jnp.zeros((sched.num_slots * num_walkers, d), dtype),
+        network=_zero_network(d, dtype)[0] if learned else (),
     )
 
 
@@ -310,6 +319,12 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         # refit it stays where it is, with a weight recomputed under the new proposal.
         first = state.i == sched.num_explore
         walkers = jax.tree_util.tree_map(lambda a, b: jnp.where(first, a, b), _set_slot(state.walkers, 0, walker), state.walkers)
+        if family == "learned":
+            base = MixtureDenoiser.from_fit(mixture).params
+            network = jax.lax.cond(state.i == sched.refit,
+                                   lambda: _train_residual(k_fit, base, u, lambda u_: -log_density_u(u_), integrator, times),
+                                   lambda: _zero_network(d, dtype)[0])
+            state = state._replace(network=network)
         state = state._replace(
             mixture=MixtureDenoiser.from_fit(mixture).params, shift=shift, chol=chol, walkers=walkers,
             z=jax.tree_util.tree_map(lambda a, b: jnp.where(first, a, b), walker.z, state.z),
@@ -328,7 +343,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
             return unravel((state.shift + state.chol @ u).astype(dtype))
 
         move = imh_proposal(
-            k_global, state.log_weight, MixtureDenoiser.from_params(state.mixture), (),
+            k_global, state.log_weight, _denoiser(state), (),
             lambda u: potential_fn(to_x(u)), jnp.asarray(times, dtype), integrator, dim=flat.shape[0],
             num_proposals=num_proposals,
         )
@@ -485,6 +500,58 @@ def _with_defensive(fit):
     )
 
 
+def _zero_network(d, dtype):
+    """``(arrays, static)`` of the residual network at its start (zero output: the base alone)."""
+    from .denoisers.learned import _network, _require
+
+    eqx, _ = _require()
+    net = _network(jax.random.PRNGKey(0), d, dtype=dtype, **LEARNED_SETTINGS)
+    return eqx.partition(net, eqx.is_array)
+
+
+def _denoiser(state):
+    """The state's proposal denoiser in whitened coordinates: the mixture, plus the residual
+    network when there is one."""
+    base = MixtureDenoiser.from_params(state.mixture)
+    if not jax.tree_util.tree_leaves(state.network):
+        return base
+    from .denoisers.learned import Learned, _require
+
+    eqx, _ = _require()
+    d = state.shift.shape[0]
+    dtype = state.shift.dtype
+    network = eqx.combine(state.network, _zero_network(d, dtype)[1])
+    return Learned(base, network, jnp.zeros(d, dtype), jnp.ones(d, dtype), LEARNED_SETTINGS)
+
+
+def _train_residual(rng_key, base, u, potential_u, integrator, times):
+    """The residual's arrays trained by DSM on the whitened draws ``u`` over the mixture ``base``,
+    or zero where that does not lower the variance of the exact log weights on their paths."""
+    import optax
+
+    from .denoisers.learned import Learned, _adam, _dsm_loss, log_weight_variance
+
+    n, d = u.shape
+    dtype = u.dtype
+    zero, static = _zero_network(d, dtype)
+    den = Learned(MixtureDenoiser.from_params(base), None, jnp.zeros(d, dtype), jnp.ones(d, dtype), LEARNED_SETTINGS)
+    k_train, k_check = jax.random.split(rng_key)
+    trained, _ = _adam(k_train, _dsm_loss(den, static, u, None, 256, (1e-2, 1e3)), zero, static, optax.adam(1e-3),
+                       LEARNED_ITERS)
+    import equinox as eqx
+
+    trained = eqx.filter(trained, eqx.is_array)
+    times = jnp.asarray(times, dtype)
+
+    def variance(params):
+        den.network = eqx.combine(params, static)
+        var, _ = log_weight_variance(k_check, den, u, potential_u, times, integrator)
+        return var
+
+    keep = variance(trained) < variance(zero)
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), trained, zero)
+
+
 def _refreshed_weight(rng_key, state, integrator, times):
     """Weight of the current point with a path drawn from its exact conditional (whitened coordinates)."""
     flat, _ = ravel_pytree(state.z)
@@ -492,6 +559,6 @@ def _refreshed_weight(rng_key, state, integrator, times):
     k_path, k_aux = jax.random.split(rng_key)
     times = jnp.asarray(times, flat.dtype)
     path = conditional_path(k_path, u, times)
-    log_aux, _ = path_log_aux(k_aux, MixtureDenoiser.from_params(state.mixture), times, integrator, path, u)
+    log_aux, _ = path_log_aux(k_aux, _denoiser(state), times, integrator, path, u)
     log_weight = log_aux - state.potential_energy
     return jnp.where(jnp.isfinite(log_weight), log_weight, -jnp.inf)

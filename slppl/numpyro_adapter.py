@@ -25,7 +25,7 @@ __all__ = ["SL"]
 DEFAULT_NUM_STEPS = 50
 # A fitted denoiser's paths are drawn exactly (integrators.Exact) unless another integrator is
 # asked for; with SecondOrder, a Gaussian is exact in one step, a mixture needs steps at small t.
-FITTED_NUM_STEPS = {"gaussian": 1, "laplace": 1, "mixture": 25}
+FITTED_NUM_STEPS = {"gaussian": 1, "laplace": 1, "mixture": 25, "learned": 25}
 DEFAULT_PROPOSALS = 32
 
 
@@ -45,11 +45,14 @@ class SL(MCMCKernel):
             ``potential_fn``).
         potential_fn: ``U(z) = −log μ(z)`` on any pytree ``z`` (then ``init_params`` is required).
         denoiser: a :class:`~slppl.denoisers.Denoiser` for the flat unconstrained vector, or
-            ``None`` / ``"mixture"`` / ``"gaussian"`` / ``"laplace"``: the kernel then builds its
-            own denoiser of that family during warmup (:mod:`slppl.adaptation`; ``None`` means
-            ``"mixture"``; ``"laplace"`` is ``N(MAP, H⁻¹)`` found from the best walker, or the
-            walkers' Gaussian where no minimum is found) and mixes exact global SL moves with
-            local NUTS moves.
+            ``None`` / ``"mixture"`` / ``"gaussian"`` / ``"laplace"`` / ``"learned"``: the kernel
+            then builds its own denoiser of that family during warmup (:mod:`slppl.adaptation`;
+            ``None`` means ``"mixture"``; ``"laplace"`` is ``N(MAP, H⁻¹)`` found from the best
+            walker, or the walkers' Gaussian where no minimum is found; ``"learned"`` is the
+            mixture plus a residual network (:class:`~slppl.denoisers.Learned`, needs
+            ``slppl[learn]``) trained at the refit, kept only if it lowers the variance of the
+            exact log weights, with paths integrated by ``SecondOrder``) and mixes exact global
+            SL moves with local NUTS moves.
         num_steps: number of SL steps per proposal (default 50 with a given denoiser; with a
             built denoiser the path is drawn exactly and steps do not matter, unless another
             integrator is given: then 25 for a mixture, 1 for a Gaussian; or the length of an
@@ -126,7 +129,8 @@ class SL(MCMCKernel):
             raise ValueError("give exactly one of `model` and `potential_fn`")
         self.family = _family(denoiser)
         if integrator is None:
-            integrator = SecondOrder() if self.family is None else Exact()
+            # A network's paths cannot be drawn exactly: "learned" integrates them.
+            integrator = SecondOrder() if self.family in (None, "learned") else Exact()
         if not isinstance(integrator, Integrator):
             raise TypeError(f"integrator must be an slppl Integrator, got {type(integrator).__name__}")
         if not cov_floor >= 0:
@@ -152,7 +156,7 @@ class SL(MCMCKernel):
         if self.family is None:
             core.check_combination(denoiser, integrator, correction, final)
         else:
-            _check_adaptive(integrator, correction, final, num_walkers, num_local)
+            _check_adaptive(integrator, correction, final, num_walkers, num_local, self.family)
         self.num_walkers = int(num_walkers)
         self.num_local = None if num_local is None else int(num_local)
         if num_proposals is None:
@@ -263,7 +267,8 @@ class SL(MCMCKernel):
             key, key_walkers = jax.random.split(key)
             walkers = self._walker_positions(key_walkers, z, model_args, model_kwargs)
             return adaptation.init(key, z, walkers, self._get_potential_fn(model_args, model_kwargs), sched,
-                                   components, local_kernel, self.target_accept_prob, self.num_proposals)
+                                   components, local_kernel, self.target_accept_prob, self.num_proposals,
+                                   learned=self.family == "learned")
 
         def sample(state, model_args, model_kwargs):
             return step(state, self._get_potential_fn(model_args, model_kwargs))
@@ -348,7 +353,10 @@ def _grid_scale(denoiser):
     return 1.0 / smallest if 0.0 < smallest < 1.0 else 1.0
 
 
-def _check_adaptive(integrator, correction, final, num_walkers, num_local):
+def _check_adaptive(integrator, correction, final, num_walkers, num_local, family):
+    if family == "learned" and integrator.exact:
+        raise ValueError(f"denoiser='learned' needs an integrator that follows the network, such as SecondOrder(); "
+                         f"{integrator!r} draws exact paths of a mixture only")
     if correction != "mh" or final != "gaussian":
         raise ValueError(
             "a denoiser built during warmup is an approximation; SL runs it with the exact correction only "

@@ -191,6 +191,8 @@ def test_bad_input_for_the_adaptive_kernel_is_rejected_before_sampling():
         SL(bimodal_model, correction=None)
     with pytest.raises(ValueError, match="num_walkers"):
         SL(bimodal_model, num_walkers=1)
+    with pytest.raises(ValueError, match="integrator that follows the network"):
+        SL(bimodal_model, denoiser="learned", integrator=Exact())
     with pytest.raises(ValueError, match="num_warmup >= 100"):
         MCMC(SL(bimodal_model), num_warmup=20, num_samples=10, progress_bar=False).run(jax.random.PRNGKey(0))
 
@@ -267,3 +269,23 @@ def test_correlated_gaussian_in_100_dimensions_keeps_its_local_moves_and_gets_it
     sd = np.sqrt(np.diag(cov))
     assert bool(np.all(mcmc.last_state.use_local))
     assert_within_mcse(x.mean((0, 1)), mean, sd / np.sqrt(ess), what="means")
+
+
+@pytest.mark.slow
+def test_learned_family_trains_at_the_refit_and_stays_exact():
+    pytest.importorskip("equinox")
+
+    def banana():
+        a = numpyro.sample("a", dist.Normal(0.0, 2.0))
+        numpyro.sample("b", dist.Normal(0.3 * a**2 - 1.5, 0.5))
+
+    mcmc = MCMC(SL(banana, denoiser="learned"), num_warmup=1000, num_samples=3000, progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(0), extra_fields=("accept_prob",))
+    assert float(mcmc.get_extra_fields()["accept_prob"].mean()) > 0.8  # 0.92 measured
+    leaves = jax.tree_util.tree_leaves(mcmc.last_state.network)
+    assert leaves and all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
+    draws = mcmc.get_samples()
+    # a ~ N(0, 2²); b = 0.3·a² − 1.5 + 0.5·ε: E b = −0.3, sd b = √(0.09·Var a² + 0.25) = √3.13.
+    for name, mean, sd in (("a", 0.0, 2.0), ("b", -0.3, np.sqrt(3.13))):
+        x = np.asarray(draws[name])
+        assert_within_mcse(x.mean(), mean, sd / np.sqrt(float(effective_sample_size(x[None]))), what=name)

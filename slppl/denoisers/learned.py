@@ -392,7 +392,7 @@ def _dsm_loss(den, static, x, contexts, batch_size, t_range):
 
 def _adam(rng_key, loss_fn, params, static, optimizer, num_iters):
     """``num_iters`` optimizer steps on ``loss_fn(params, key)`` in one compiled scan; returns the
-    trained network and the loss per step."""
+    trained network and the loss per step. Traceable: the adaptive kernel trains inside its warmup."""
     eqx, optax = _require()
 
     def step(carry, key):
@@ -403,7 +403,7 @@ def _adam(rng_key, loss_fn, params, static, optimizer, num_iters):
 
     (params, _), losses = jax.jit(lambda p, s, k: jax.lax.scan(step, (p, s), jax.random.split(k, num_iters)))(
         params, optimizer.init(params), rng_key)
-    return eqx.combine(params, static), np.asarray(losses)
+    return eqx.combine(params, static), losses
 
 
 def log_weight_variance(rng_key, den, draws, potential_fn, times, integrator=None, num_paths=256):
