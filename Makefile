@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,learn]"
+	$(PY) -m pip install --quiet -e ".[test,learn,pyro]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -15,19 +15,11 @@ from numpyro.util import identity, is_prng_key
 
 from . import adaptation
 from . import kernel as core
-from .denoisers.base import Denoiser, check_dim
-from .integrators import Exact, Integrator, SecondOrder
+from .denoisers.base import check_dim
 from .layout import discrete_latent_sites
-from .time_grids import Explicit, UniformOU
+from .options import resolve
 
 __all__ = ["SL"]
-
-DEFAULT_NUM_STEPS = 50
-# A fitted denoiser's paths are drawn exactly (integrators.Exact) unless another integrator is
-# asked for; with SecondOrder, a Gaussian is exact in one step, a mixture needs steps at small t.
-FITTED_NUM_STEPS = {"gaussian": 1, "laplace": 1, "mixture": 25, "learned": 25}
-DEFAULT_PROPOSALS = 32
-
 
 class SL(MCMCKernel):
     """Stochastic-localization MCMC kernel for NumPyro.
@@ -127,44 +119,12 @@ class SL(MCMCKernel):
     ):
         if (model is None) == (potential_fn is None):
             raise ValueError("give exactly one of `model` and `potential_fn`")
-        self.family = _family(denoiser)
-        if integrator is None:
-            # A network's paths cannot be drawn exactly: "learned" integrates them.
-            integrator = SecondOrder() if self.family in (None, "learned") else Exact()
-        if not isinstance(integrator, Integrator):
-            raise TypeError(f"integrator must be an slppl Integrator, got {type(integrator).__name__}")
-        if not cov_floor >= 0:
-            raise ValueError(f"cov_floor must be >= 0, got {cov_floor}")
         self._model = model
         self._potential_fn = potential_fn
-        self.denoiser = denoiser
-        self.grid = UniformOU() if grid is None else grid
-        if num_steps is None and not isinstance(self.grid, Explicit):
-            if self.family is None:
-                num_steps = DEFAULT_NUM_STEPS
-            else:
-                num_steps = 1 if integrator.exact else FITTED_NUM_STEPS[self.family]
-        self.times = self.grid.times(num_steps)
-        if grid is None and self.family is None:
-            self.times = self.times * _grid_scale(denoiser)
-        self.num_steps = int(self.times.size - 1)
-        self.integrator = integrator
-        self.correction = correction
-        self.final = final
-        self.cov_floor = float(cov_floor)
         self._init_strategy = init_strategy
-        if self.family is None:
-            core.check_combination(denoiser, integrator, correction, final)
-        else:
-            _check_adaptive(integrator, correction, final, num_walkers, num_local, self.family)
-        self.num_walkers = int(num_walkers)
-        self.num_local = None if num_local is None else int(num_local)
-        if num_proposals is None:
-            num_proposals = 1 if self.family is None else DEFAULT_PROPOSALS
-        if int(num_proposals) != num_proposals or num_proposals < 1:
-            raise ValueError(f"num_proposals must be a positive integer, got {num_proposals!r}")
-        self.num_proposals = int(num_proposals)
-        self.target_accept_prob = float(target_accept_prob)
+        opts = resolve(denoiser, num_steps, grid, integrator, correction, final, cov_floor, num_walkers, num_local,
+                       num_proposals, target_accept_prob)
+        self.__dict__.update(opts._asdict())
         self._potential_fn_gen = None
         self._postprocess_fn = None
         # NumPyro re-runs `init` while this is None (e.g. after unpickling). It caches its compiled
@@ -320,52 +280,3 @@ class SL(MCMCKernel):
         state["_sample_fn"] = None
         state["_adaptive_cache"] = {}
         return state
-
-
-def _family(denoiser):
-    """``None`` for a given denoiser, else the family the kernel fits during warmup."""
-    if denoiser is None:
-        return "mixture"
-    if isinstance(denoiser, str):
-        if denoiser not in adaptation.FAMILIES:
-            raise ValueError(
-                f"denoiser={denoiser!r} is not a family SL can fit; use one of "
-                f"{sorted(adaptation.FAMILIES)}, None (a mixture) or a Denoiser object"
-            )
-        return denoiser
-    if not isinstance(denoiser, Denoiser):
-        raise TypeError(f"denoiser must be an slppl Denoiser, a family name or None, got {type(denoiser).__name__}")
-    return None
-
-
-def _grid_scale(denoiser):
-    """Factor on the default grid's times for a given denoiser: ``1/σ²_min`` when its measure's
-    smallest coordinate variance is below 1, else 1.
-
-    The default grid suits unit scale. At scale σ the SNR ``t·σ²`` reached at ``t_max`` falls
-    with σ² and the path ends far from localised (banana × 0.1 with a fitted mixture: acceptance
-    0.31 on the default grid, 0.74 with this factor); larger scales did fine unscaled (× 10: 0.86).
-    """
-    var = denoiser.marginal_variance()
-    if var is None:
-        return 1.0
-    smallest = float(np.min(np.asarray(var)))
-    return 1.0 / smallest if 0.0 < smallest < 1.0 else 1.0
-
-
-def _check_adaptive(integrator, correction, final, num_walkers, num_local, family):
-    if family == "learned" and integrator.exact:
-        raise ValueError(f"denoiser='learned' needs an integrator that follows the network, such as SecondOrder(); "
-                         f"{integrator!r} draws exact paths of a mixture only")
-    if correction != "mh" or final != "gaussian":
-        raise ValueError(
-            "a denoiser built during warmup is an approximation; SL runs it with the exact correction only "
-            "(correction='mh', final='gaussian'). For raw draws, fit one first (e.g. GaussianMixture.fit) and pass it."
-        )
-    if not integrator.stochastic:
-        raise ValueError(f"{integrator!r} is deterministic; the composite kernel needs a stochastic integrator "
-                         "such as SecondOrder()")
-    if int(num_walkers) != num_walkers or num_walkers < 2:
-        raise ValueError(f"num_walkers must be an integer >= 2, got {num_walkers!r}")
-    if num_local is not None and (int(num_local) != num_local or num_local < 0):
-        raise ValueError(f"num_local must be a non-negative integer, got {num_local!r}")
