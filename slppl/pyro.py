@@ -11,6 +11,7 @@ a host callback per potential evaluation (``benchmarks/pyro_vs_nuts.py`` measure
 Needs the extra ``slppl[pyro]`` (torch, pyro-ppl); ``import slppl`` never imports torch.
 """
 
+import threading
 from collections import OrderedDict
 
 import jax
@@ -162,10 +163,14 @@ class SL(MCMCKernel):
         # For Pyro's worker processes (mp_context="spawn"): compiled programs and the torch
         # potential are rebuilt in the worker by `setup`.
         state = self.__dict__.copy()
-        state.update(_programs={}, _state=None, _host=_TorchPotential())
+        state.update(_programs={}, _state=None, _host=None)
         state.pop("_potential", None)
         state.pop("_step", None)
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._host = _TorchPotential()
 
     # ------------------------------------------------------------------ wiring
     def _compiled(self, dim, dtype):
@@ -241,6 +246,9 @@ class _TorchPotential:
     def __init__(self):
         self.fn = None
         self.names, self.shapes = [], []
+        # XLA may run callbacks from several threads at once; a Pyro potential is not re-entrant
+        # (its handlers refuse to be entered twice: "cannot install a Messenger instance twice").
+        self.lock = threading.Lock()
 
     def set(self, fn, params):
         self.fn = fn
@@ -262,14 +270,15 @@ class _TorchPotential:
         return out
 
     def value(self, flat):
-        with torch.no_grad():
+        with self.lock, torch.no_grad():
             u = self.fn(self.unravel(flat))
         return np.asarray(float(u), dtype=flat.dtype)
 
     def value_and_grad(self, flat):
         z = self.unravel(flat, requires_grad=True)
-        u = self.fn(z)
-        grads = torch.autograd.grad(u, [z[n] for n in self.names], allow_unused=True)
+        with self.lock:
+            u = self.fn(z)
+            grads = torch.autograd.grad(u, [z[n] for n in self.names], allow_unused=True)
         g = [np.zeros(int(np.prod(s))) if gr is None else gr.detach().numpy().reshape(-1)
              for gr, s in zip(grads, self.shapes)]
         return np.asarray(float(u.detach()), dtype=flat.dtype), np.concatenate(g).astype(flat.dtype)

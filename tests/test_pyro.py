@@ -132,6 +132,7 @@ def two_modes():
     pyro.factor("modes", torch.logsumexp(modes, -1) - wide.log_prob(x))
 
 
+@pytest.mark.slow  # CI runs the adaptive Pyro kernel through the quickstart example
 def test_adaptive_kernel_builds_its_denoiser_in_pyro():
 
     mcmc = run_pyro(slppl.pyro.SL(two_modes, num_walkers=4), num_samples=300, warmup_steps=100)

@@ -238,7 +238,7 @@ class Amortized(Denoiser):
 
         def keep(name, loss_of, untrained, trained):
             """The trained network if it lowers the held-out loss (paired: same noise for both)."""
-            if not n_val:
+            if not n_val or trained is untrained:
                 return trained
             before, after = (float(jax.jit(loss_of(m_))(eqx.filter(m_, eqx.is_array), k_val)) for m_ in (untrained, trained))
             den.validation[name] = {"untrained": before, "trained": after}
@@ -251,7 +251,7 @@ class Amortized(Denoiser):
         params, static = eqx.partition(base_net, eqx.is_array)
         trained, den.base_losses = _adam(k_base, _base_nll(den, static, x_tr, c_tr, int(batch_size)), params, static,
                                          optax.adam(base_learning_rate), int(num_base_iters))
-        den.base_network = keep("base", base_loss(x_val, c_val, n_val), base_net, trained)
+        den.base_network = keep("base", base_loss(x_val, c_val, n_val), base_net, trained if num_base_iters else base_net)
 
         def dsm_loss(network):
             return _dsm_loss(_with_network(den, network), eqx.partition(network, eqx.is_array)[1], x_val, c_val,
@@ -259,7 +259,7 @@ class Amortized(Denoiser):
 
         trained, den.losses = _train(k_train, den, x_tr, optax.adam(learning_rate), int(num_iters), int(batch_size),
                                      t_range, c_tr)
-        den.network = keep("residual", dsm_loss, net, trained)
+        den.network = keep("residual", dsm_loss, net, trained if num_iters else net)
         return den
 
     # ------------------------------------------------------------------ saving

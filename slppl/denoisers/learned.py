@@ -229,7 +229,7 @@ class Learned(Denoiser):
             ...     mu = numpyro.sample("mu", dist.Normal(0, 1))
             ...     numpyro.sample("y", dist.Normal(mu, 1), obs=y)
             >>> den = Learned.fit_amortized(jax.random.PRNGKey(0), model, jnp.zeros(5), num_simulations=500,
-            ...                             num_iters=50)
+            ...                             num_base_iters=0, num_iters=0)  # the regression base alone
             >>> type(den).__name__, den.obs_layout
             ('Amortized', [('y', (5,))])
         """
@@ -317,7 +317,8 @@ def _read(path, fmt):
             arrays = {k: data[k] for k in data.files}
         header = json.loads(bytes(arrays.pop("header")).decode("utf-8"))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not a readable slppl {fmt} file ({type(err).__name__}: {err})") from err
+        kind = fmt.split(".")[-1]
+        raise ValueError(f"{path} is not a readable slppl {kind} file ({type(err).__name__}: {err})") from err
     if header.get("format") != fmt or header.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} is not a {fmt} file of format version {FORMAT_VERSION} "
                          f"(header says {header.get('format')!r}, version {header.get('format_version')!r})")
@@ -394,6 +395,8 @@ def _adam(rng_key, loss_fn, params, static, optimizer, num_iters):
     """``num_iters`` optimizer steps on ``loss_fn(params, key)`` in one compiled scan; returns the
     trained network and the loss per step. Traceable: the adaptive kernel trains inside its warmup."""
     eqx, optax = _require()
+    if not num_iters:  # nothing to compile
+        return eqx.combine(params, static), jnp.zeros((0,))
 
     def step(carry, key):
         params, opt_state = carry
