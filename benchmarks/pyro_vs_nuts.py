@@ -110,9 +110,12 @@ def main():
                 z = max(abs(v.mean() - ref[k][0]) / ref[k][1] for k, v in flat.items() if k in ref)
                 ess = min(float(effective_sample_size(v[None])) for v in flat.values())
                 result = f"max z {z:.3f}"
+            # A chain that never leaves one mode has a constant indicator: its ESS is undefined (nan).
             per_s[label] = ess / seconds
             calls = counter.calls if counter else None
-            ratio = f"{per_s[label] / per_s['NUTS']:.2f}" if label != "NUTS" else ""
+            ratio = ""
+            if label != "NUTS":
+                ratio = "NUTS stuck in one mode" if np.isnan(per_s["NUTS"]) else f"{per_s[label] / per_s['NUTS']:.2f}"
             lines.append(f"| {name} | {label} | {result} | {ess:.0f} | {seconds:.1f} | {per_s[label]:.1f} | {ratio} | "
                          + (f"{calls} | {calls / seconds:.0f} |" if calls else " | |"))
             print(lines[-1], flush=True)

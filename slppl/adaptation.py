@@ -502,7 +502,7 @@ def _with_defensive(fit):
 
 def _zero_network(d, dtype):
     """``(arrays, static)`` of the residual network at its start (zero output: the base alone)."""
-    from .denoisers.learned import _network, _require
+    from .denoisers.networks import _network, _require
 
     eqx, _ = _require()
     net = _network(jax.random.PRNGKey(0), d, dtype=dtype, **LEARNED_SETTINGS)
@@ -515,7 +515,8 @@ def _denoiser(state):
     base = MixtureDenoiser.from_params(state.mixture)
     if not jax.tree_util.tree_leaves(state.network):
         return base
-    from .denoisers.learned import Learned, _require
+    from .denoisers.learned import Learned
+    from .denoisers.networks import _require
 
     eqx, _ = _require()
     d = state.shift.shape[0]
@@ -529,7 +530,8 @@ def _train_residual(rng_key, base, u, potential_u, integrator, times):
     or zero where that does not lower the variance of the exact log weights on their paths."""
     import optax
 
-    from .denoisers.learned import Learned, _adam, _dsm_loss, log_weight_variance
+    from .denoisers.learned import Learned, log_weight_variance
+    from .denoisers.networks import _adam, _dsm_loss
 
     n, d = u.shape
     dtype = u.dtype

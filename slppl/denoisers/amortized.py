@@ -27,11 +27,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .base import Denoiser
 from .fit import fit_gaussian
-from .learned import (
+from .networks import (
     _adam, _check_shapes, _dsm_loss, _load_leaves, _network, _network_from, _read, _require, _save, _train,
     _with_network, residual,
 )
