@@ -5,6 +5,8 @@ factor) and eight schools (non-centred, against the posteriordb reference). One 
 + 2000 draws, seed 0; wall time of `mcmc.run` (compilation and warmup included). SL runs the same
 JAX core as the NumPyro kernel and asks torch for every potential (and gradient) through a host
 callback, so the table also reports the number of those calls per second: the callback's overhead.
+Each sampler runs without and with ``jit_compile=True`` (the PyTorch JIT on the potential); each SL
+row's ratio is against the NUTS row of the same setting.
 
 Run: ``python benchmarks/pyro_vs_nuts.py [--quick]``; writes ``benchmarks/results/pyro_vs_nuts.md``.
 """
@@ -95,9 +97,13 @@ def main():
              "|---|---|---|---|---|---|---|---|---|"]
     for name, model, model_args, ref in cases:
         per_s = {}
-        for label in ("NUTS", "SL(model)"):
-            kernel = NUTS(model) if label == "NUTS" else slppl.pyro.SL(model)
-            counter = Counting(kernel) if label != "NUTS" else None
+        for label in ("NUTS", "SL(model)", "NUTS, jit_compile", "SL(model), jit_compile"):
+            jit = label.endswith("jit_compile")
+            nuts = label.startswith("NUTS")
+            kwargs = dict(jit_compile=True, ignore_jit_warnings=True) if jit else {}
+            kernel = NUTS(model, **kwargs) if nuts else slppl.pyro.SL(model, **kwargs)
+            counter = None if nuts else Counting(kernel)
+            baseline = "NUTS, jit_compile" if jit else "NUTS"
             mcmc, seconds = run(kernel, model_args, warmup, samples)
             draws = {k: v.numpy() for k, v in mcmc.get_samples().items()}
             if ref is None:
@@ -114,8 +120,9 @@ def main():
             per_s[label] = ess / seconds
             calls = counter.calls if counter else None
             ratio = ""
-            if label != "NUTS":
-                ratio = "NUTS stuck in one mode" if np.isnan(per_s["NUTS"]) else f"{per_s[label] / per_s['NUTS']:.2f}"
+            if not nuts:
+                ratio = ("NUTS stuck in one mode" if np.isnan(per_s[baseline])
+                         else f"{per_s[label] / per_s[baseline]:.2f}")
             lines.append(f"| {name} | {label} | {result} | {ess:.0f} | {seconds:.1f} | {per_s[label]:.1f} | {ratio} | "
                          + (f"{calls} | {calls / seconds:.0f} |" if calls else " | |"))
             print(lines[-1], flush=True)

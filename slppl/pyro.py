@@ -46,6 +46,10 @@ class SL(MCMCKernel):
         potential_fn: ``U(params)`` on a dict of unconstrained torch tensors (then
             ``initial_params`` must be given to ``MCMC``).
         transforms, max_plate_nesting, init_strategy: as for Pyro's ``NUTS``.
+        jit_compile, ignore_jit_warnings: as for Pyro's ``NUTS``: ``jit_compile=True`` traces the
+            potential with the PyTorch JIT. SL calls the potential once per proposal through a
+            host callback, so this pays more than for NUTS: on eight schools a potential took
+            0.09 ms instead of 1.14 ms (value and gradient 0.62 ms instead of 1.88 ms).
         denoiser, num_steps, grid, integrator, correction, final, cov_floor, num_walkers,
         num_local, num_proposals, target_accept_prob: as for :class:`slppl.SL`.
 
@@ -69,7 +73,8 @@ class SL(MCMCKernel):
 
     def __init__(self, model=None, potential_fn=None, *, denoiser=None, num_steps=None, grid=None, integrator=None,
                  correction="mh", final="gaussian", cov_floor=0.0, num_walkers=16, num_local=None, num_proposals=None,
-                 target_accept_prob=0.8, transforms=None, max_plate_nesting=None, init_strategy=init_to_uniform):
+                 target_accept_prob=0.8, transforms=None, max_plate_nesting=None, init_strategy=init_to_uniform,
+                 jit_compile=False, ignore_jit_warnings=False):
         if (model is None) == (potential_fn is None):
             raise ValueError("give exactly one of `model` and `potential_fn`")
         opts = resolve(denoiser, num_steps, grid, integrator, correction, final, cov_floor, num_walkers, num_local,
@@ -83,6 +88,8 @@ class SL(MCMCKernel):
         self.transforms = transforms
         self._max_plate_nesting = max_plate_nesting
         self._init_strategy = init_strategy
+        self._jit_compile = jit_compile
+        self._ignore_jit_warnings = ignore_jit_warnings
         self._host = _TorchPotential()
         # Compiled (init, step) programs by (warmup steps, dimension, dtype): MCMC runs sequential
         # chains through this one kernel object, and the potential is read through the host
@@ -114,7 +121,8 @@ class SL(MCMCKernel):
             _check_discrete(self.model, args, kwargs)
             init_params, potential_fn, transforms, _ = initialize_model(
                 self.model, args, kwargs, transforms=self.transforms, max_plate_nesting=self._max_plate_nesting,
-                init_strategy=self._init_strategy, initial_params=self._initial_params,
+                init_strategy=self._init_strategy, initial_params=self._initial_params, jit_compile=self._jit_compile,
+                skip_jit_warnings=self._ignore_jit_warnings,
             )
             self._potential, self.transforms, self._initial_params = potential_fn, transforms, init_params
         else:
@@ -270,11 +278,17 @@ class _TorchPotential:
         return out
 
     def value(self, flat):
+        if flat.ndim > 1:  # a batch of proposals (vmapped): one host round trip for all of them
+            return np.stack([self.value(row) for row in flat.reshape(-1, flat.shape[-1])]).reshape(flat.shape[:-1])
         with self.lock, torch.no_grad():
             u = self.fn(self.unravel(flat))
         return np.asarray(float(u), dtype=flat.dtype)
 
     def value_and_grad(self, flat):
+        if flat.ndim > 1:
+            rows = [self.value_and_grad(row) for row in flat.reshape(-1, flat.shape[-1])]
+            return (np.stack([r[0] for r in rows]).reshape(flat.shape[:-1]),
+                    np.stack([r[1] for r in rows]).reshape(flat.shape))
         z = self.unravel(flat, requires_grad=True)
         with self.lock:
             u = self.fn(z)
@@ -289,12 +303,14 @@ class _TorchPotential:
         scalar = jax.ShapeDtypeStruct((), dtype)
         vector = jax.ShapeDtypeStruct((dim,), dtype)
 
+        # "expand_dims": a vmapped call (the proposals of one chunk, kernel.PROPOSAL_CHUNK) reaches
+        # the host once with the whole batch; each callback costs ~0.5 ms of JAX overhead here.
         @jax.custom_vjp
         def potential(x):
-            return jax.pure_callback(self.value, scalar, x, vmap_method="sequential")
+            return jax.pure_callback(self.value, scalar, x, vmap_method="expand_dims")
 
         def fwd(x):
-            return jax.pure_callback(self.value_and_grad, (scalar, vector), x, vmap_method="sequential")
+            return jax.pure_callback(self.value_and_grad, (scalar, vector), x, vmap_method="expand_dims")
 
         def bwd(grad, cotangent):
             return (cotangent * grad,)

@@ -171,7 +171,8 @@ def test_adaptive_pyro_mode_weights_and_eight_schools_against_the_reference():
             theta_trans = pyro.sample("theta_trans", dist.Normal(0.0, 1.0))
             pyro.sample("y", dist.Normal(mu + tau * theta_trans, sigma), obs=y)
 
-    mcmc = run_pyro(slppl.pyro.SL(schools), num_samples=2000, warmup_steps=1000)
+    mcmc = run_pyro(slppl.pyro.SL(schools, jit_compile=True, ignore_jit_warnings=True), num_samples=2000,
+                    warmup_steps=1000)
     for name in ("mu", "tau"):
         x = np.asarray(mcmc.get_samples()[name])
         mean, sd = ref[name]
