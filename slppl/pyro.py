@@ -166,6 +166,8 @@ class SL(MCMCKernel):
 
     def cleanup(self):
         self._reset()
+        # As Pyro's HMC: the next chain draws its own start unless MCMC sets one before `setup`.
+        self._initial_params = None
 
     def __getstate__(self):
         # For Pyro's worker processes (mp_context="spawn"): compiled programs and the torch

@@ -171,9 +171,9 @@ class Amortized(Denoiser):
     # ------------------------------------------------------------------ training
     @classmethod
     def fit(cls, rng_key, model, *model_args, num_simulations=10000, width=128, depth=3, num_freqs=8,
-            num_iters=3000, base_width=64, base_depth=2, num_base_iters=2000, base_learning_rate=3e-4, batch_size=256,
-            learning_rate=1e-3,
-            t_range=(1e-2, 1e3), ridge=1e-6, validation_fraction=0.1, **model_kwargs):
+            num_iters=3000, base_width=64, base_depth=2, num_base_iters=2000, base_learning_rate=3e-4,
+            batch_size=256, learning_rate=1e-3, t_range=(1e-2, 1e3), ridge=1e-6, validation_fraction=0.1,
+            **model_kwargs):
         """Train on ``num_simulations`` prior-predictive pairs of the model.
 
         Call the model as for inference, data included (any data of the right shapes): the
