@@ -24,6 +24,7 @@ def test_bimodal_demo_runs_and_writes_its_report(tmp_path):
     assert "NUTS" in (tmp_path / "bimodal_gmm.md").read_text()
 
 
+@pytest.mark.slow  # 34 s of compilation; `make test-all` runs it
 def test_german_credit_example_runs(tmp_path):
     out = run_example("german_credit.py", "--num-warmup", "50", "--num-samples", "100", "--num-chains", "2",
                       "--out", str(tmp_path))

@@ -46,6 +46,7 @@ def test_learned_on_a_gaussian_target_stays_close_to_the_analytic_denoiser():
         assert float(jnp.max(jnp.abs(got - want) / post_sd)) < 0.1, t
 
 
+@pytest.mark.slow  # the Gaussian-target and save/load tests cover Learned in CI
 def test_learned_banana_beats_its_gaussian_base_and_the_exact_kernel_stays_exact():
     draws = banana_draws(jax.random.PRNGKey(0), 4000)
     learned = Learned.fit(jax.random.PRNGKey(1), draws, base="gaussian", num_iters=2000)

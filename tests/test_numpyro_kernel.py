@@ -40,7 +40,8 @@ def conjugate_posterior(data):
     return data.sum() / prec, 1 / np.sqrt(prec)
 
 
-@pytest.mark.parametrize("chain_method", ["sequential", "parallel", "vectorized"])
+# "sequential" is the path of every single-chain test; slow-marked to keep CI under 10 minutes.
+@pytest.mark.parametrize("chain_method", [pytest.param("sequential", marks=pytest.mark.slow), "parallel", "vectorized"])
 def test_every_chain_method_samples_the_bimodal_target(chain_method):
     kernel = SL(bimodal_model, denoiser=bimodal_denoiser(), num_steps=25)
     mcmc = MCMC(kernel, num_warmup=50, num_samples=500, num_chains=2, chain_method=chain_method, progress_bar=False)
