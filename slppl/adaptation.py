@@ -528,20 +528,17 @@ def _denoiser(state):
 def _train_residual(rng_key, base, u, potential_u, integrator, times):
     """The residual's arrays trained by DSM on the whitened draws ``u`` over the mixture ``base``,
     or zero where that does not lower the variance of the exact log weights on their paths."""
-    import optax
-
     from .denoisers.learned import Learned, log_weight_variance
-    from .denoisers.networks import _adam, _dsm_loss
+    from .denoisers.networks import _adam, _dsm_loss, _require
 
-    n, d = u.shape
+    eqx, optax = _require()
+    d = u.shape[1]
     dtype = u.dtype
     zero, static = _zero_network(d, dtype)
     den = Learned(MixtureDenoiser.from_params(base), None, jnp.zeros(d, dtype), jnp.ones(d, dtype), LEARNED_SETTINGS)
     k_train, k_check = jax.random.split(rng_key)
     trained, _ = _adam(k_train, _dsm_loss(den, static, u, None, 256, (1e-2, 1e3)), zero, static, optax.adam(1e-3),
                        LEARNED_ITERS)
-    import equinox as eqx
-
     trained = eqx.filter(trained, eqx.is_array)
     times = jnp.asarray(times, dtype)
 
