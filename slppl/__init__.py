@@ -5,8 +5,9 @@ Example:
     >>> from slppl.denoisers import Gaussian, GaussianMixture, Discrete, Empirical
 """
 
-from . import adaptation, denoisers, diagnostics, integrators, time_grids
+from . import accuracy, adaptation, denoisers, diagnostics, integrators, plots, time_grids
 from .calibration import sbc
+from .compare import compare
 from .kernel import SLState
 from .layout import flat_potential, flatten_draws, site_layout
 from .numpyro_adapter import SL
@@ -25,6 +26,9 @@ __all__ = [
     "sample",
     "simulate",
     "sbc",
+    "compare",
+    "accuracy",
+    "plots",
     "sample_trajectory",
     "adaptation",
     "denoisers",

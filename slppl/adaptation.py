@@ -143,7 +143,7 @@ class Schedule(NamedTuple):
 def schedule(num_warmup, num_walkers, max_buffer=4000):
     """The phase lengths for ``num_warmup`` warmup steps: a quarter (at least 50) explores.
 
-    Example:
+    Examples:
         >>> schedule(1000, 16)
         Schedule(num_warmup=1000, num_explore=250, collect_start=125, thin=1, num_slots=125, refit=625)
     """

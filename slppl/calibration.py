@@ -64,7 +64,7 @@ def sbc(rng_key, model, *model_args, kernel, num_datasets=100, num_warmup=200, n
         num_draws: ``L``, draws kept (evenly spaced) of each run's ``num_samples``.
         num_bins: bins of the uniformity test (``L + 1`` must be a multiple).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
         >>> from numpyro.infer import NUTS
         >>> def model(y):

@@ -62,7 +62,7 @@ class SLState(NamedTuple):
 def init(position, potential_fn, rng_key, denoiser, num_proposals=1):
     """Initial :class:`SLState` at ``position`` (a pytree of the target's parameters).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from slppl.denoisers import Gaussian
         >>> state = init(jnp.zeros(2), lambda z: 0.5 * z @ z, jax.random.PRNGKey(0),
@@ -102,7 +102,7 @@ def build_kernel(
         num_proposals: paths per step (i-SIR when > 1, see :func:`imh_proposal`); match it in
             :func:`init`.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from slppl.denoisers import Gaussian
         >>> from slppl.integrators import SecondOrder
@@ -195,7 +195,7 @@ def imh_proposal(
     is then the probability of leaving the current point, and ``proposal_log_weight`` has shape
     ``(K,)``. With ``correction=None`` the first finite proposal is taken. Returns a :class:`Move`.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from slppl.denoisers import Gaussian
         >>> from slppl.integrators import SecondOrder

@@ -72,7 +72,7 @@ def flat_potential(model, *model_args, rng_key=None, **model_kwargs):
     valid initial point from NumPyro's default init strategy, and the :func:`site_layout`. Use it
     to build a denoiser from the model, e.g. ``laplace(*flat_potential(model, data)[:2])``.
 
-    Example:
+    Examples:
         >>> import numpyro, numpyro.distributions as dist
         >>> def model():
         ...     numpyro.sample("x", dist.Normal(0.0, 1.0).expand([2]))
@@ -104,7 +104,7 @@ def site_layout(model, *model_args, rng_key=None, **model_kwargs):
     unconstrained space (a Dirichlet over K categories takes K − 1 entries, a HalfNormal scale is
     logged, ...).
 
-    Example:
+    Examples:
         >>> import numpyro, numpyro.distributions as dist
         >>> def model():
         ...     numpyro.sample("sigma", dist.HalfNormal(1.0))
@@ -124,7 +124,7 @@ def flatten_draws(draws, model=None, *model_args, **model_kwargs):
     arguments: sites are unconstrained by NumPyro's bijections and flattened in the
     :func:`site_layout` order; deterministic and observed sites in the dict are ignored.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, numpyro, numpyro.distributions as dist
         >>> def model():
         ...     numpyro.sample("sigma", dist.HalfNormal(1.0))

@@ -79,7 +79,7 @@ class SL(MCMCKernel):
     everything is frozen after warmup. Extra fields ``proposal_log_weight`` (for :func:`slppl.diagnostics.pareto_khat`),
     ``num_grad_evals``, ``num_potential_evals`` and ``local_accept_prob`` are collected by default.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
         >>> from numpyro.infer import MCMC
         >>> from slppl import SL

@@ -22,7 +22,7 @@ class IsotropicGaussian(NamedTuple):
     (:meth:`log_base`) and the tilt (:meth:`tilt`); summed over a path the tilts telescope into
     ``tilt(y_K, x, t_K)``, which is why a whole path costs one evaluation of the tilt.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> obs = IsotropicGaussian()
         >>> float(obs.tilt(jnp.ones(2), jnp.ones(2), 2.0))

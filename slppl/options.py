@@ -55,7 +55,7 @@ def resolve(denoiser=None, num_steps=None, grid=None, integrator=None, correctio
             num_walkers=16, num_local=None, num_proposals=None, target_accept_prob=0.8):
     """Validate ``SL``'s options and fill in the defaults (see :class:`slppl.SL`).
 
-    Example:
+    Examples:
         >>> opts = resolve()          # no denoiser: a mixture fitted during warmup, exact paths
         >>> opts.family, type(opts.integrator).__name__, opts.num_steps, opts.num_proposals
         ('mixture', 'Exact', 1, 32)

@@ -50,13 +50,14 @@ class SL(MCMCKernel):
             potential with the PyTorch JIT. SL calls the potential once per proposal through a
             host callback, so this pays more than for NUTS: on eight schools a potential took
             0.09 ms instead of 1.14 ms (value and gradient 0.62 ms instead of 1.88 ms).
-        denoiser, num_steps, grid, integrator, correction, final, cov_floor, num_walkers,
-        num_local, num_proposals, target_accept_prob: as for :class:`slppl.SL`.
+        **options: ``denoiser``, ``num_steps``, ``grid``, ``integrator``, ``correction``, ``final``,
+            ``cov_floor``, ``num_walkers``, ``num_local``, ``num_proposals``, ``target_accept_prob``:
+            as for :class:`slppl.SL`.
 
     The JAX key of each chain is drawn from torch's generator at ``setup``, so
     ``pyro.set_rng_seed`` makes a run reproducible.
 
-    Example:
+    Examples:
         >>> import torch, pyro, pyro.distributions as dist
         >>> from pyro.infer import MCMC
         >>> import numpy as np
@@ -229,7 +230,7 @@ def to_arviz(mcmc):
     """ArviZ data of a ``pyro.infer.MCMC`` run: ``az.from_pyro`` on ArviZ 0.x; on ArviZ 1.x, which
     has no ``from_pyro``, ``az.from_dict`` of the draws by chain and the ``diverging`` flags.
 
-    Example:
+    Examples:
         >>> idata = to_arviz(mcmc)  # doctest: +SKIP
     """
     import arviz as az

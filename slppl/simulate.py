@@ -51,7 +51,7 @@ class _simulate_observed(handlers.uncondition):
 def observed_sites(model, *model_args, **model_kwargs):
     """``{name: value}`` of the model's observed sample sites given its arguments (its data).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, numpyro, numpyro.distributions as dist
         >>> def model(y):
         ...     mu = numpyro.sample("mu", dist.Normal(0, 1))
@@ -77,7 +77,7 @@ def simulate(rng_key, model, *model_args, num_simulations=1000, **model_kwargs):
     are re-sampled (``numpyro.handlers.uncondition``) with the shapes the data give them, a scalar
     likelihood broadcast over the data as its log density is.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
         >>> def model(y):
         ...     mu = numpyro.sample("mu", dist.Normal(0, 1))

@@ -23,7 +23,7 @@ def validate_times(times):
     Raises ``ValueError`` naming the problem: not one-dimensional, fewer than two points, not
     starting at 0, not finite, or not strictly increasing.
 
-    Example:
+    Examples:
         >>> validate_times([0.0, 0.1, 1.0]).tolist()
         [0.0, 0.1, 1.0]
     """
@@ -69,7 +69,7 @@ class Geometric(NamedTuple):
 
     Geometric in t is uniform in log-SNR (the SNR of ``y_t/t`` is t), so :data:`LogSNR` is an alias.
 
-    Example:
+    Examples:
         >>> Geometric(1e-2, 1e2).times(3).round(6).tolist()
         [0.0, 0.01, 1.0, 100.0]
     """
@@ -91,7 +91,7 @@ class UniformOU(NamedTuple):
     Most steps fall at ``t ≲ 1``, where a unit-scale target's tilted measure is far from Gaussian
     (modes are decided there); few are spent at large t. The default grid of :class:`slppl.SL`.
 
-    Example:
+    Examples:
         >>> UniformOU(1e-2, 1e2).times(3).round(4).tolist()
         [0.0, 0.01, 0.1099, 100.0]
     """
@@ -113,7 +113,7 @@ class Karras(NamedTuple):
     EDM spaces the noise level σ = 1/√t as ``σ_i^{1/ρ}`` uniform between ``σ_max^{1/ρ}`` and
     ``σ_min^{1/ρ}``; large ρ puts more steps at large t (small noise).
 
-    Example:
+    Examples:
         >>> Karras(1e-2, 1e2, rho=7.0).times(3)[[0, 1, -1]].round(6).tolist()
         [0.0, 0.01, 100.0]
     """
@@ -134,7 +134,7 @@ class Karras(NamedTuple):
 class Explicit(NamedTuple):
     """A grid given as an array of times (validated).
 
-    Example:
+    Examples:
         >>> Explicit([0.0, 0.5, 2.0]).times(2).tolist()
         [0.0, 0.5, 2.0]
     """

@@ -75,7 +75,7 @@ def sample_trajectory(
             discrete target it lands on the support). The last two are for raw draws only.
         dim: dimension of x when the denoiser does not know it.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from slppl.denoisers import Gaussian
         >>> from slppl.integrators import SecondOrder
@@ -148,7 +148,7 @@ def sample(rng_key, denoiser, num_samples, times, integrator, final="gaussian", 
     The denoiser state is shared (not carried between draws). Returns a batched
     :class:`Trajectory`; ``x`` has shape ``(num_samples, d)``.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from slppl.denoisers import Gaussian
         >>> from slppl.integrators import SecondOrder
@@ -173,7 +173,7 @@ def conditional_path(rng_key, x, times):
     after a local move of x a fresh path from it leaves the extended target invariant.
     Returns a ``(K, d)`` array (``y_0 = 0`` is left out).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> path = conditional_path(jax.random.PRNGKey(0), jnp.ones(2), jnp.array([0.0, 1e3, 1e6]))
         >>> (path[-1] / 1e6).round(2).tolist()   # y_t / t → x
@@ -196,7 +196,7 @@ def path_log_aux(
     Gaussian draw. Returns ``(log_aux, denoiser_state)``; ``log_aux`` is ``−inf`` where anything
     is not finite.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from slppl.denoisers import Gaussian
         >>> from slppl.integrators import SecondOrder

@@ -23,7 +23,7 @@ __all__ = [
 def score_from_denoiser(x_hat, y, t):
     """``∇_y log p_t(y) = m − y/t`` (t > 0).
 
-    Example:
+    Examples:
         >>> float(score_from_denoiser(1.0, 2.0, 2.0))
         0.0
     """
@@ -33,7 +33,7 @@ def score_from_denoiser(x_hat, y, t):
 def denoiser_from_score(score, y, t):
     """``m = score + y/t``, the inverse of :func:`score_from_denoiser`.
 
-    Example:
+    Examples:
         >>> float(denoiser_from_score(0.0, 2.0, 2.0))
         1.0
     """
@@ -43,7 +43,7 @@ def denoiser_from_score(score, y, t):
 def sl_to_ou(y, t):
     """SL ``(y, t)`` → OU ``(X, s)`` with ``X = y/√(t(t+1))`` and ``s = ½·log((t+1)/t)``.
 
-    Example:
+    Examples:
         >>> X, s = sl_to_ou(jnp.asarray(2.0), 1.0)
         >>> round(float(X), 4), round(float(s), 4)
         (1.4142, 0.3466)
@@ -54,7 +54,7 @@ def sl_to_ou(y, t):
 def ou_to_sl(X, s):
     """OU ``(X, s)`` → SL ``(y, t)``; ``t = 1/(e^{2s} − 1)``.
 
-    Example:
+    Examples:
         >>> y, t = ou_to_sl(*sl_to_ou(jnp.asarray(2.0), 1.0))
         >>> round(float(y), 4), round(float(t), 4)
         (2.0, 1.0)
@@ -66,7 +66,7 @@ def ou_to_sl(X, s):
 def ou_score_from_denoiser(x_hat, X, s):
     """``∇ log q_s(X) = (e^{−s}·m − X)/(1 − e^{−2s})``.
 
-    Example:
+    Examples:
         >>> float(ou_score_from_denoiser(0.0, 1.0, 1.0)) < 0
         True
     """
@@ -76,7 +76,7 @@ def ou_score_from_denoiser(x_hat, X, s):
 def denoiser_from_ou_score(score, X, s):
     """Inverse of :func:`ou_score_from_denoiser`.
 
-    Example:
+    Examples:
         >>> x = denoiser_from_ou_score(ou_score_from_denoiser(0.3, 1.0, 1.0), 1.0, 1.0)
         >>> round(float(x), 6)
         0.3
@@ -87,7 +87,7 @@ def denoiser_from_ou_score(score, X, s):
 def DenoiserFromScore(score_fn, dim):
     """A denoiser from a score ``score_fn(y, t) ≈ ∇_y log p_t(y)`` in SL coordinates.
 
-    Example:
+    Examples:
         >>> import jax
         >>> den = DenoiserFromScore(lambda y, t: -y / (t * (1.0 + t)), dim=1)  # N(0, 1) target
         >>> x_hat, _, _ = den.estimate(jax.random.PRNGKey(0), jnp.ones(1), 1.0, ())

@@ -190,7 +190,7 @@ class Amortized(Denoiser):
         Each network starts at zero output and is kept only if it lowers its own loss on the
         held-out simulations (``den.validation``; ``settings["base_kept"]``, ``["residual_kept"]``).
 
-        Example:
+        Examples:
             >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
             >>> def model(y):
             ...     mu = numpyro.sample("mu", dist.Normal(0, 1))

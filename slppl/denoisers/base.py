@@ -69,7 +69,7 @@ class Denoiser:
 class FunctionDenoiser(Denoiser):
     """Wrap a deterministic function ``fn(y, t) -> x_hat`` (for instance a trained network).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> den = FunctionDenoiser(lambda y, t: y / (1.0 + t), dim=2)  # the N(0, I) denoiser
         >>> x_hat, cov, _, _ = den.estimate_with_cov(jax.random.PRNGKey(0), jnp.ones(2), 1.0, ())

@@ -31,7 +31,7 @@ class Discrete(Denoiser):
         support: ``(n, d)`` support points.
         log_probs: ``(n,)`` unnormalised log probabilities (``-inf`` allowed for zero mass).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> den = Discrete(jnp.array([[-1.0], [1.0]]), jnp.log(jnp.array([0.25, 0.75])))
         >>> x_hat, _, _ = den.estimate(jax.random.PRNGKey(0), jnp.zeros(1), 0.0, ())

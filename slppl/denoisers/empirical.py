@@ -36,7 +36,7 @@ class Empirical(Denoiser):
     its acceptance measures how well the draws cover the posterior. Default bandwidth: Silverman's
     rule, in whitened units (or on the average variance without whitening).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> den = Empirical(jax.random.normal(jax.random.PRNGKey(0), (500, 2)) * jnp.array([1.0, 100.0]))
         >>> _, cov, _, _ = den.estimate_with_cov(jax.random.PRNGKey(1), jnp.zeros(2), 0.0, ())
@@ -82,7 +82,7 @@ class Empirical(Denoiser):
     def fit(cls, draws, model=None, model_args=(), model_kwargs=None, bandwidth=None, whiten=True):
         """The (whitened) KDE of draws: a flat ``(n, d)`` array or NumPyro's sample dict with the model.
 
-        Example:
+        Examples:
             >>> import jax
             >>> Empirical.fit(jax.random.normal(jax.random.PRNGKey(0), (100, 2))).dim
             2

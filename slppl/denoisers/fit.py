@@ -60,7 +60,7 @@ def usable_components(components, n, d):
     for it); the smallest candidate always stays. Static, so the padding of every array that
     holds a fit (and the denoiser's cost per call) follows the largest usable candidate.
 
-    Example:
+    Examples:
         >>> usable_components((1, 2, 4, 8), 4000, 100), usable_components((1, 2, 4, 8), 4000, 10)
         ((1,), (1, 2, 4, 8))
     """
@@ -80,7 +80,7 @@ def _shrink(cov, n, d):
 def fit_gaussian(draws):
     """Mean and shrunk covariance of ``draws`` (``(n, d)``). Returns ``(mean, cov)``.
 
-    Example:
+    Examples:
         >>> import jax
         >>> mean, cov = fit_gaussian(jax.random.normal(jax.random.PRNGKey(0), (4000, 2)) * 3.0)
         >>> bool(abs(cov[0, 0] - 9.0) < 0.5)
@@ -184,7 +184,7 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
     with more parameters than draws are skipped. Returns a :class:`MixtureFit` padded to
     ``max(components)`` components.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> k1, k2 = jax.random.split(jax.random.PRNGKey(0))
         >>> x = jnp.concatenate([jax.random.normal(k1, (300, 2)) - 4, jax.random.normal(k2, (700, 2)) + 4])
@@ -251,7 +251,7 @@ def fit_laplace(potential_fn, init_position, fallback, max_iter=500, num_newton=
     Newton decrement ``gᵀH⁻¹g`` is below ``NEWTON_DECREMENT_TOL``; otherwise (a saddle, a flat
     direction, a funnel's unbounded neck) ``fallback`` is returned: e.g. a Gaussian fitted to draws.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> U = lambda x: 0.5 * jnp.sum((x - 1.0) ** 2 / 4.0)
         >>> fallback = MixtureFit(jnp.zeros(1), jnp.zeros((1, 2)), jnp.eye(2)[None], 1, 0.0)
@@ -308,7 +308,7 @@ def reweight(rng_key, fit, log_density_fn, num_per_component=128, defensive=0.05
         num_per_component: importance draws per component (``K·num_per_component`` evaluations).
         defensive: weight of the old weights in the result.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> fit = MixtureFit(jnp.log(jnp.array([0.5, 0.5])), jnp.array([[-3.0], [3.0]]),
         ...                  jnp.ones((2, 1, 1)), 2, 0.0)

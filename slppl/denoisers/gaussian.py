@@ -14,7 +14,7 @@ class Gaussian(MixtureDenoiser):
     With a Laplace approximation (MAP and inverse Hessian) this is the cheapest sensible SL
     proposal and the baseline every other denoiser must beat.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> den = Gaussian(jnp.zeros(2), jnp.eye(2))
         >>> x_hat, _, _ = den.estimate(jax.random.PRNGKey(0), jnp.ones(2), 1.0, ())
@@ -36,7 +36,7 @@ class Gaussian(MixtureDenoiser):
         With the default second-order step its SL proposal is exactly this Gaussian, so one
         step is enough (``SL(..., num_steps=1)``).
 
-        Example:
+        Examples:
             >>> import jax
             >>> den = Gaussian.fit(2.0 + jax.random.normal(jax.random.PRNGKey(0), (2000, 3)))
             >>> den.dim, bool(abs(den.means[0, 0] - 2.0) < 0.1)

@@ -16,7 +16,7 @@ class GaussianMixture(MixtureDenoiser):
         means: ``(K, d)``.
         covs: ``(K, d, d)`` symmetric positive semi-definite.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> den = GaussianMixture(jnp.array([0.3, 0.7]), jnp.array([[-2.0], [2.0]]),
         ...                       jnp.stack([0.5 * jnp.eye(1)] * 2))
@@ -56,7 +56,7 @@ class GaussianMixture(MixtureDenoiser):
             num_restarts, num_iters: EM restarts (k-means++) and iterations per candidate.
             num_reweight: importance draws per component for the weights.
 
-        Example:
+        Examples:
             >>> import jax, jax.numpy as jnp
             >>> x = jnp.concatenate([jnp.full((50, 1), -3.0), jnp.full((50, 1), 3.0)])
             >>> x = x + jax.random.normal(jax.random.PRNGKey(0), (100, 1))

@@ -30,7 +30,7 @@ def laplace(potential_fn, init_position, max_iter=1000, max_restarts=5):
     where the Hessian is singular (a flat direction: an improper posterior, or a non-identified
     parameter).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> den = laplace(lambda x: 0.5 * jnp.sum((x - 1.0) ** 2 / 4.0), jnp.zeros(2))
         >>> den.means[0].round(4).tolist(), den.eigvals[0].round(4).tolist()

@@ -118,7 +118,7 @@ class Learned(Denoiser):
         :func:`log_weight_variance` (256 target paths) below the base's alone; ``den.validation``
         holds both and ``settings["residual_kept"]`` the outcome.
 
-        Example:
+        Examples:
             >>> import jax, jax.numpy as jnp
             >>> draws = jax.random.normal(jax.random.PRNGKey(0), (2000, 2)) * jnp.array([1.0, 3.0])
             >>> den = Learned.fit(jax.random.PRNGKey(1), draws, num_iters=200)
@@ -182,7 +182,7 @@ class Learned(Denoiser):
     def fit_amortized(cls, rng_key, model, *model_args, **kwargs):
         """Train one denoiser for every data set of ``model``: see :meth:`slppl.denoisers.Amortized.fit`.
 
-        Example:
+        Examples:
             >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
             >>> def model(y):
             ...     mu = numpyro.sample("mu", dist.Normal(0, 1))
@@ -200,7 +200,7 @@ class Learned(Denoiser):
     def save(self, path):
         """Write the weights and a JSON header to one ``.npz`` file (no pickled objects).
 
-        Example:
+        Examples:
             >>> import jax, os, tempfile
             >>> draws = jax.random.normal(jax.random.PRNGKey(0), (500, 2))
             >>> den = Learned.fit(jax.random.PRNGKey(1), draws, base="gaussian", num_iters=10)

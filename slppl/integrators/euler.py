@@ -9,7 +9,7 @@ class EulerMaruyama(Integrator):
     Cheap per step but biased where ``m`` changes fast (mode selection at small t); the exact
     kernel stays correct, with lower acceptance.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> y, log_q = EulerMaruyama().step(jax.random.PRNGKey(0), jnp.zeros(2), 0.0, 0.1, jnp.ones(2), None)
         >>> y.shape

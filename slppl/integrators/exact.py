@@ -17,7 +17,7 @@ class Exact(Integrator):
     This is the default of the adaptive :class:`slppl.SL` (no denoiser given). Learned and
     estimated denoisers, whose measure cannot be sampled, need a time-stepping integrator.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from slppl import sample_trajectory
         >>> from slppl.denoisers import Gaussian

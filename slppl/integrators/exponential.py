@@ -16,7 +16,7 @@ class OUExponential(Integrator):
     Tweedie. In y this is ``y' ~ N(a·y + b·m, v·I)`` with scalars a, b, v. The step out of
     ``t = 0`` (``s = ∞``, where ``X`` is undefined) is an Euler–Maruyama step.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> y, _ = OUExponential().step(jax.random.PRNGKey(0), jnp.ones(2), 1.0, 1.5, jnp.ones(2), None)
         >>> y.shape

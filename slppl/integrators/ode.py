@@ -15,7 +15,7 @@ class ProbabilityFlowODE(Integrator):
     ``√(t'/t)·I + (t' − √(t·t'))·Cov(x | y)`` gives the log-determinant, so the density of
     ``y_K`` (and with it the exact correction) is tractable; this needs a deterministic denoiser.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> y, log_q = ProbabilityFlowODE().step(None, jnp.ones(2), 1.0, 4.0, jnp.ones(2), jnp.zeros((2, 2)))
         >>> y.tolist(), round(float(log_q), 4)   # √4·y + (4 − 2)·m ; −log det(2·I)

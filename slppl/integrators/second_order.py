@@ -9,7 +9,7 @@ class SecondOrder(Integrator):
     Under the target, ``y_{t+h} − y_t = h·x + √h·ξ`` with ``x ~ μ_{t,y}``; matching the first two
     moments of x makes the step exact for Gaussian targets at any step size. The default integrator.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> y, log_q = SecondOrder().step(jax.random.PRNGKey(0), jnp.zeros(2), 0.0, 0.1,
         ...                               jnp.ones(2), 0.5 * jnp.eye(2))

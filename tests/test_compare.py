@@ -1,0 +1,122 @@
+"""`slppl.compare`: one call, every sampler's table row, accuracy against a reference, plots, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from numpyro.infer import NUTS
+
+from slppl import SL, compare
+from slppl.accuracy import against_reference, mode_weights
+from slppl.denoisers import GaussianMixture
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+Z = 4.0  # error bound in Monte Carlo standard errors
+
+W = jnp.array([0.3, 0.7])
+MEANS = jnp.array([[-2.0, -2.0], [2.0, 2.0]])
+COVS = jnp.stack([0.25 * jnp.eye(2)] * 2)
+
+
+def two_modes(y=None):
+    x = numpyro.sample("x", dist.MixtureSameFamily(dist.Categorical(probs=W), dist.MultivariateNormal(MEANS, COVS)))
+    # An observed site, so the run has a log-likelihood group for LOO. It depends on x only through
+    # 1e-3·x[0]: with these y it tilts the mode weights by < 1e-3, far below their MCSE (~0.02).
+    numpyro.sample("y", dist.Normal(1e-3 * x[0], 1.0), obs=y)
+
+
+def heavy(samples):
+    return (np.asarray(samples["x"]).mean(-1) > 0).astype(int)
+
+
+def test_compare_table_accuracy_modes_arviz_and_plots(tmp_path):
+    ref_sd = float(np.sqrt(0.25 + 4 * 0.3 * 0.7 * 4))  # mixture sd per coordinate: 0.25 + Var of ±2 means
+    ref_mean = float(0.7 * 2 - 0.3 * 2)
+    reference = {"x[1]": (ref_mean, ref_sd), "x[2]": (ref_mean, ref_sd)}
+    y = jnp.array([0.1, -0.3, 0.5])
+    result = compare(
+        two_modes, y=y, num_warmup=100, num_samples=1000, num_chains=2,
+        samplers={"SL": SL(two_modes, denoiser=GaussianMixture(W, MEANS, COVS), num_steps=10), "NUTS": NUTS(two_modes)},
+        reference=reference, modes=(heavy, [0.3, 0.7]),
+    )
+    table = result.table
+    assert table.index.tolist() == ["SL", "NUTS"]
+    for column in ("wall s", "compile s", "warmup s", "sampling s", "min ESS bulk", "max R-hat", "ESS/s",
+                   "grad evals", "potential evals", "denoiser calls", "ESS per 1k model evals", "max z", "max mode error"):
+        assert column in table, column
+    assert (table["compile s"] > 0).all() and (table["sampling s"] > 0).all()
+    # Counts: NUTS's leapfrog steps; SL with a given denoiser: 1 potential and 10 denoiser calls per draw.
+    assert table.loc["NUTS", "grad evals"] >= 2 * 1100 and table.loc["SL", "grad evals"] == 0
+    assert table.loc["SL", "potential evals"] == 2 * 1100
+    assert table.loc["SL", "denoiser calls"] == 10 * 2 * 1100
+    # SL is exact: its heavy-mode weight is within Z MCSEs of 0.7; NUTS's chains stay where they start.
+    sl_modes = result.modes["SL"]
+    assert abs(sl_modes.loc[1, "error"]) < Z * sl_modes.loc[1, "mcse"]
+    assert table.loc["SL", "max z / MCSE"] < Z
+    assert table.loc["SL", "max R-hat"] < 1.05
+    # ArviZ data of every run, with a log likelihood: LOO and az.compare work on SL as on NUTS.
+    loo = az.loo(result.idata["SL"])
+    assert np.isfinite(loo.elpd_loo if hasattr(loo, "elpd_loo") else loo.elpd)  # ArviZ 0.x / 1.x names
+    assert set(az.compare(result.idata).index) == {"SL", "NUTS"}
+    paths = result.plot(str(tmp_path))
+    assert {os.path.basename(p) for p in paths} == {"marginals.png", "ranks.png", "localisation_sl.png"}
+    assert all(os.path.getsize(p) > 5_000 for p in paths)
+    report = result.to_markdown(images=paths)
+    assert "| SL |" in report and "ranks.png" in report
+
+
+def test_compare_rejects_bad_input_before_sampling():
+    def model():
+        numpyro.sample("x", dist.Normal(0.0, 1.0))
+
+    with pytest.raises(ValueError, match="samplers is empty"):
+        compare(model, samplers={})
+    with pytest.raises(ValueError, match="modes must be"):
+        compare(model, samplers={"NUTS": NUTS(model)}, modes=[0.5, 0.5])
+    with pytest.raises(ValueError, match="backend"):
+        compare(model, samplers={"NUTS": NUTS(model)}, backend="stan")
+    with pytest.raises(ValueError, match="reference names none"):
+        against_reference({"x": np.zeros((2, 10))}, {"mu": (0.0, 1.0)})
+    with pytest.raises(ValueError, match=r"\(chains, draws\)"):
+        mode_weights(np.zeros(10, int))
+
+
+def test_accuracy_with_reference_draws_detects_a_shifted_sampler():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=4000)
+    good = against_reference({"x": rng.normal(size=(2, 2000))}, {"x": ref})
+    bad = against_reference({"x": rng.normal(0.5, 1.0, size=(2, 2000))}, {"x": ref})
+    assert good.loc["x", "w1"] < 0.1 < bad.loc["x", "w1"]
+    assert bad.loc["x", "z"] > Z * bad.loc["x", "mcse_z"]
+
+
+def test_command_line_writes_a_report(tmp_path):
+    (tmp_path / "mymodel.py").write_text(
+        "import numpyro, numpyro.distributions as dist\n"
+        "def model(y=None):\n"
+        "    mu = numpyro.sample('mu', dist.Normal(0.0, 10.0))\n"
+        "    numpyro.sample('y', dist.Normal(mu, 1.0), obs=y)\n"
+    )
+    (tmp_path / "data.json").write_text(json.dumps({"y": [0.5, 1.5, 1.0, 1.0]}))
+    # Conjugate: mu | y ~ N(4/(4 + 1/100), 1/(4 + 1/100)).
+    prec = 4 + 1 / 100
+    (tmp_path / "ref.json").write_text(json.dumps({"mu": [4.0 / prec, float(np.sqrt(1 / prec))]}))
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "slppl.compare", f"{tmp_path / 'mymodel.py'}:model", "--data", str(tmp_path / "data.json"),
+           "--reference", str(tmp_path / "ref.json"), "--samplers", "NUTS,SL", "--num-warmup", "100",
+           "--num-samples", "300", "--num-chains", "1", "--no-progress", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (out / "report.md").read_text()
+    assert "| NUTS |" in report and "| SL |" in report and "max z" in report
+    assert (out / "localisation_sl.png").exists()
+    bad = subprocess.run([sys.executable, "-m", "slppl.compare", "nomodule"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and "module:function" in bad.stderr
