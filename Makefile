@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all test-py312 bench bench-quick bench-extra docs clean
+.PHONY: install demo test test-all test-docs test-py312 bench bench-quick bench-extra docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ demo: $(STAMP)
 
 # CI's selection: everything but the tests marked slow, on both cores (pytest-xdist).
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -m "not slow" -q --doctest-modules slppl tests
+	$(PY) -m pytest -n 2 -m "not slow and not docs" -q --doctest-modules slppl tests
+
+# The documentation's examples, each page as one program (CI runs this after `make test`).
+test-docs: $(STAMP)
+	$(PY) -m pytest -n 2 -m docs -q tests/test_docs.py
 
 test-all: $(STAMP)
 	$(PY) -m pytest -n 2 -q --doctest-modules slppl tests
@@ -38,7 +42,7 @@ $(STAMP312): pyproject.toml
 	touch $(STAMP312)
 
 test-py312: $(STAMP312)
-	$(PY312) -m pytest -n 2 -m "not slow" -q --doctest-modules slppl tests
+	$(PY312) -m pytest -n 2 -m "not slow and not docs" -q --doctest-modules slppl tests
 
 # The suite: every sampler kind on every case, one table (benchmarks/results.md); < 30 min on 2 cores.
 bench: $(STAMP)

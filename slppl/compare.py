@@ -47,8 +47,10 @@ class Run(NamedTuple):
         samples: ``{site: (chains, draws, ...)}`` of the latent sites and deterministics.
         idata: its ArviZ data (``InferenceData`` on ArviZ 0.x, ``DataTree`` on 1.x), with the
             log likelihood when the model has observed sites (for ``az.loo`` / ``az.compare``).
-        compile_s: seconds JAX spent tracing and compiling (both phases; NaN for torch code).
-        warmup_s, sampling_s: the rest of each phase's wall time (Pyro: warmup is inside sampling).
+        wall_s: seconds of the whole run, as the user waits for it.
+        compile_s: seconds JAX spent tracing and compiling (NaN when no JAX code ran).
+        warmup_s, sampling_s: the rest of each phase's wall time (NaN where the phases ran as one
+            loop: ``split_warmup=False``, and Pyro).
         counts: ``{"grad": …, "potential": …, "denoiser": …}`` model gradient evaluations, model
             evaluations without gradient, and denoiser calls, over warmup and sampling (NaN where
             the sampler does not report them).
@@ -58,16 +60,12 @@ class Run(NamedTuple):
     mcmc: Any
     samples: dict
     idata: Any
+    wall_s: float
     compile_s: float
     warmup_s: float
     sampling_s: float
     counts: dict
     fields: dict
-
-    @property
-    def wall_s(self):
-        return self.compile_s + self.warmup_s + self.sampling_s if self.compile_s == self.compile_s else \
-            self.warmup_s + self.sampling_s
 
 
 class Comparison(NamedTuple):
@@ -154,21 +152,32 @@ def _markdown_table(frame):
 
 
 class _CompileTimer:
-    """Seconds JAX spends tracing and compiling while the ``with`` block runs."""
+    """Seconds of wall time JAX spends tracing, lowering and compiling while the ``with`` block
+    runs: the union of those events' time spans, since a nested ``jit`` is traced inside its
+    caller's trace and parallel chains compile on several threads at once."""
 
     def __enter__(self):
-        self.seconds = 0.0
+        self._spans = []
 
-        def listen(event, duration, **_):
+        def listen(event, start, end, **_):
             if event in COMPILE_EVENTS:
-                self.seconds += duration
+                self._spans.append((start, end))
 
         self._listen = listen
-        jax.monitoring.register_event_duration_secs_listener(listen)
+        jax.monitoring.register_event_time_span_listener(listen)
         return self
 
     def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._listen)
+        jax.monitoring.unregister_event_time_span_listener(self._listen)
+
+    @property
+    def seconds(self):
+        total, reach = 0.0, -np.inf
+        for start, end in sorted(self._spans):
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
+        return total
 
 
 def _is_pyro_kernel(kernel):
@@ -222,28 +231,49 @@ def _to_arviz(mcmc):
     return to_arviz(mcmc)
 
 
-def _run_numpyro(rng_key, kernel, num_warmup, num_samples, num_chains, chain_method, progress_bar, args, kwargs):
+def _run_numpyro(rng_key, kernel, num_warmup, num_samples, num_chains, chain_method, progress_bar, split_warmup,
+                 args, kwargs):
     from numpyro.infer import MCMC
 
     count = _count_fields(kernel)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=chain_method, progress_bar=progress_bar)
-    with _CompileTimer() as warm_compile:
-        start = time.perf_counter()
-        mcmc.warmup(rng_key, *args, extra_fields=count, collect_warmup=bool(count), **kwargs)
-        warmup_fields = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()} if count else {}
-        warmup_s = time.perf_counter() - start
+    nan = float("nan")
+    if split_warmup:
+        with _CompileTimer() as warm_compile:
+            start = time.perf_counter()
+            mcmc.warmup(rng_key, *args, extra_fields=count, collect_warmup=bool(count), **kwargs)
+            warmup_fields = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()} \
+                if count else {}
+            warmup_s = time.perf_counter() - start
+        rng_key = mcmc.post_warmup_state.rng_key
+    else:
+        # NumPyro's own switch behind `warmup(collect_warmup=True)`: one compiled loop for both
+        # phases, as a user's `run`, collecting from step 0 so warmup's evaluations are counted.
+        mcmc._set_collection_params(0, None, num_warmup + num_samples)
     with _CompileTimer() as run_compile:
         start = time.perf_counter()
-        mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=count, **kwargs)
-        samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
-        sampling_s = time.perf_counter() - start
+        mcmc.run(rng_key, *args, extra_fields=count, **kwargs)
+        jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
+        run_s = time.perf_counter() - start
+    if not split_warmup:
+        # Count warmup's evaluations, then keep only the draws after warmup, so that
+        # get_samples, get_extra_fields and ArviZ see what a plain `run` gives (NumPyro 0.22
+        # keeps the collected states in `_states`, and rebuilds `_states_flat` from them).
+        warmup_fields = {k: np.asarray(v)[:, :num_warmup] for k, v in mcmc.get_extra_fields(group_by_chain=True).items()
+                         if k in count}
+        mcmc._states = jax.tree_util.tree_map(lambda v: v[:, num_warmup:], mcmc._states)
+        mcmc._states_flat = None
+    samples = mcmc.get_samples(group_by_chain=True)
     fields = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     both = {k: np.sum(warmup_fields.get(k, 0)) + np.sum(fields[k]) for k in count}
     counts = _counts(kernel, both, num_chains * (num_warmup + num_samples))
-    return Run(mcmc, {k: np.asarray(v) for k, v in samples.items()}, None,
-               warm_compile.seconds + run_compile.seconds, warmup_s - warm_compile.seconds,
-               sampling_s - run_compile.seconds, counts, fields)
+    samples = {k: np.asarray(v) for k, v in samples.items()}
+    if split_warmup:
+        compile_s = warm_compile.seconds + run_compile.seconds
+        return Run(mcmc, samples, None, warmup_s + run_s, compile_s, warmup_s - warm_compile.seconds,
+                   run_s - run_compile.seconds, counts, fields)
+    return Run(mcmc, samples, None, run_s, run_compile.seconds, nan, nan, counts, fields)
 
 
 def _run_pyro(kernel, num_warmup, num_samples, num_chains, progress_bar, seed, args, kwargs):
@@ -264,8 +294,8 @@ def _run_pyro(kernel, num_warmup, num_samples, num_chains, progress_bar, seed, a
         diverging[c, np.asarray(idx, int)] = True
     nan = float("nan")
     # Pyro's warmup and sampling run in one loop; JAX compile time is what slppl.pyro.SL compiles.
-    return Run(mcmc, samples, None, compiled.seconds if compiled.seconds else nan, nan,
-               seconds - compiled.seconds, {"grad": nan, "potential": nan, "denoiser": nan},
+    return Run(mcmc, samples, None, seconds, compiled.seconds if compiled.seconds else nan, nan, nan,
+               {"grad": nan, "potential": nan, "denoiser": nan},
                {"diverging": diverging})
 
 
@@ -283,7 +313,7 @@ def _row(name, run, var_names):
         "min ESS bulk": bulk.min(), "median ESS bulk": np.median(bulk), "min ESS tail": tail.min(),
         "median ESS tail": np.median(tail), "max R-hat": np.nanmax(rhat) if np.isfinite(rhat).any() else np.nan,
         "divergences": int(np.sum(run.fields.get("diverging", 0))),
-        "ESS/s": bulk.min() / wall, "ESS/s sampling": bulk.min() / run.sampling_s,
+        "ESS/s": bulk.min() / wall, "ESS/s sampling": bulk.min() / run.sampling_s if run.sampling_s > 0 else np.nan,
         "grad evals": run.counts["grad"], "potential evals": run.counts["potential"],
         "denoiser calls": run.counts["denoiser"],
         "ESS per 1k model evals": 1000 * bulk.min() / evals if evals > 0 else np.nan,
@@ -373,7 +403,7 @@ def _default_samplers(model, backend):
 
 def compare(model, *model_args, samplers=None, reference=None, modes=None, num_warmup=1000, num_samples=1000,
             num_chains=4, chain_method="sequential", rng_key=None, var_names=None, progress_bar=False,
-            backend=None, **model_kwargs):
+            split_warmup=True, backend=None, **model_kwargs):
     """Run several samplers on one model and compare them side by side (and with a reference).
 
     Each sampler runs ``num_warmup`` warmup steps then ``num_samples`` draws per chain, from the same
@@ -391,6 +421,10 @@ def compare(model, *model_args, samplers=None, reference=None, modes=None, num_w
         rng_key: PRNG key (default ``PRNGKey(0)``); every sampler gets the same one.
         var_names: sites to summarise (default: every sampled site and deterministic).
         progress_bar: NumPyro's / Pyro's progress bar for each run.
+        split_warmup: time warmup and sampling apart (``MCMC.warmup`` then ``MCMC.run``: two
+            compiled programs). ``False`` runs one ``MCMC.run`` (one program, as a user's
+            single call), so wall and compile times are what a plain run costs, but warmup and
+            sampling are not timed apart.
         backend: ``"numpyro"`` or ``"pyro"``; default: Pyro when the samplers are Pyro kernels.
 
     Returns:
@@ -403,7 +437,9 @@ def compare(model, *model_args, samplers=None, reference=None, modes=None, num_w
         ``potential evals`` (SL's path weights), ``denoiser calls`` and ``ESS per 1k model evals``
         (gradient plus potential evaluations); ``SL accept``; with a reference, ``max z``
         (``|mean − ref|/ref_sd``), ``max z / MCSE``, ``sd ratio`` range, ``max W1`` (with
-        reference draws); with modes, ``max mode error`` (and ``in MCSE``).
+        reference draws); with modes, ``min mode ESS`` (of the mode indicators: a chain that never
+        changes mode has a fine ESS per coordinate) and, with true weights, ``max mode error``
+        (and ``in MCSE``).
 
     Examples:
         >>> import jax.numpy as jnp, numpyro, numpyro.distributions as dist
@@ -415,9 +451,11 @@ def compare(model, *model_args, samplers=None, reference=None, modes=None, num_w
         >>> result = compare(model, samplers={"SL": SL(model, denoiser=Gaussian(jnp.zeros(2), jnp.eye(2))),
         ...                                   "NUTS": NUTS(model)},
         ...                  reference={"x[1]": (0.0, 1.0), "x[2]": (0.0, 1.0)},
-        ...                  num_warmup=100, num_samples=200, num_chains=2)
+        ...                  num_warmup=100, num_samples=200, num_chains=2, split_warmup=False)
         >>> result.table.index.tolist(), bool((result.table["max z"] < 0.5).all())
         (['SL', 'NUTS'], True)
+        >>> result.runs["NUTS"].samples["x"].shape   # the draws after warmup
+        (2, 200, 2)
     """
     if model is None:
         raise ValueError("compare needs the model the samplers run on (the first argument)")
@@ -444,7 +482,7 @@ def compare(model, *model_args, samplers=None, reference=None, modes=None, num_w
             run = _run_pyro(kernel, num_warmup, num_samples, num_chains, progress_bar, seed, model_args, model_kwargs)
         else:
             run = _run_numpyro(rng_key, kernel, num_warmup, num_samples, num_chains, chain_method, progress_bar,
-                               model_args, model_kwargs)
+                               split_warmup, model_args, model_kwargs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # ArviZ's notes on missing coords / a single chain
             run = run._replace(idata=_to_arviz(run.mcmc))
@@ -460,6 +498,8 @@ def compare(model, *model_args, samplers=None, reference=None, modes=None, num_w
         if modes is not None:
             label_fn, truth = (modes, None) if callable(modes) else modes
             weights[name] = accuracy.mode_weights(np.asarray(label_fn(run.samples)), truth)
+            # A chain that never changes mode has a fine ESS per coordinate; the indicators show it.
+            row["min mode ESS"] = weights[name]["ess"].min()
             if truth is not None:
                 err = weights[name]["error"].abs()
                 row.update({"max mode error": err.max(), "max mode error in MCSE": (err / weights[name]["mcse"]).max()})

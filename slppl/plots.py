@@ -65,7 +65,7 @@ def marginals(draws, names, path, reference=None, bins=60):
     return _save(fig, path)
 
 
-def ranks(draws, names, path, bins=20):
+def ranks(draws, names, path, bins=10):
     """Rank plots (Vehtari et al. 2021): per sampler and parameter, the histogram of each chain's
     ranks among all chains' draws. Chains that sample the same distribution give flat, overlapping
     bars; a chain stuck in one mode or region sticks out.
@@ -86,10 +86,15 @@ def ranks(draws, names, path, bins=20):
             r = rankdata(value.ravel()).reshape(value.shape)
             edges = np.linspace(0, r.size, bins + 1)
             ax = axes[row, col]
+            expected = value.shape[1] / bins
+            top = 2.5 * expected
             for c, chain in enumerate(r):
                 counts, _ = np.histogram(chain, edges)
-                ax.step(np.arange(bins), counts, where="post", lw=1, label=f"chain {c}")
-            ax.axhline(value.shape[1] / bins, color="k", ls=":", lw=0.8)
+                ax.step(np.arange(bins + 1), np.append(counts, counts[-1]), where="post", lw=1, label=f"chain {c}")
+                top = max(top, 1.05 * counts.max())
+            ax.axhline(expected, color="k", ls=":", lw=0.8)
+            # The same scale in every panel: uniform ranks sit on the dotted line.
+            ax.set_ylim(0, top)
             ax.set_title(f"{sampler}: {name}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])

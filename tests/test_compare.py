@@ -120,3 +120,11 @@ def test_command_line_writes_a_report(tmp_path):
     assert (out / "localisation_sl.png").exists()
     bad = subprocess.run([sys.executable, "-m", "slppl.compare", "nomodule"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and "module:function" in bad.stderr
+
+
+def test_the_public_modules_are_attributes_of_the_package():
+    import slppl
+
+    # A new user's first try: `import slppl` then `slppl.diagnostics....` (it once failed).
+    assert callable(slppl.diagnostics.check_sl) and callable(slppl.compare) and callable(slppl.sbc)
+    assert callable(slppl.accuracy.against_reference) and callable(slppl.plots.ranks)

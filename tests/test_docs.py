@@ -22,6 +22,7 @@ def page_script(path):
     return "\n".join(re.findall(r"```python\n(.*?)```", text, flags=re.S))
 
 
+@pytest.mark.docs  # ~3 min: not in `make test`; CI runs it as `make test-docs`
 @pytest.mark.parametrize("page", PAGES, ids=[os.path.basename(p) for p in PAGES])
 def test_documentation_examples_run(page, tmp_path):
     code = page_script(page)
