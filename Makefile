@@ -63,7 +63,7 @@ bench-extra: $(STAMP)
 
 # The documentation site (mkdocs-material + mkdocstrings), warnings as errors; writes site/.
 docs: $(STAMP)
-	$(PY) -m mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 clean:
 	rm -rf $(VENV) $(VENV312) out site .pytest_cache
