@@ -35,21 +35,8 @@ sys.path.insert(0, HERE)
 import cases  # noqa: E402
 
 from slppl import SL  # noqa: E402
+from slppl.accuracy import scalar_draws as scalars  # noqa: E402
 from slppl.diagnostics import KHAT_THRESHOLD, pareto_khat  # noqa: E402
-
-
-def scalars(samples):
-    """``{"site[i]": (chains, draws)}`` with 1-based indices, as the references name them."""
-    out = {}
-    for name, value in samples.items():
-        value = np.asarray(value)
-        if value.ndim == 2:
-            out[name] = value
-        else:
-            flat = value.reshape(value.shape[:2] + (-1,))
-            for i in range(flat.shape[-1]):
-                out[f"{name}[{i + 1}]"] = flat[..., i]
-    return out
 
 
 def run(kernel, case, args, grad_field):
