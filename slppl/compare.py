@@ -299,11 +299,14 @@ def _run_pyro(kernel, num_warmup, num_samples, num_chains, progress_bar, seed, a
                {"diverging": diverging})
 
 
-def _row(name, run, var_names):
-    draws = accuracy.scalar_draws(run.samples, var_names)
+def _row(name, run, draws):
     stacked = np.stack(list(draws.values()), -1)
-    bulk = np.asarray(az.ess(_as_dataset(stacked), method="bulk")["x"]) if stacked.shape[1] > 3 else np.full(stacked.shape[-1], np.nan)
-    tail = np.asarray(az.ess(_as_dataset(stacked), method="tail")["x"]) if stacked.shape[1] > 3 else bulk
+    if stacked.shape[1] > 3:
+        dataset = _as_dataset(stacked)
+        bulk = np.asarray(az.ess(dataset, method="bulk")["x"])
+        tail = np.asarray(az.ess(dataset, method="tail")["x"])
+    else:
+        bulk = tail = np.full(stacked.shape[-1], np.nan)
     rhat = np.asarray(split_gelman_rubin(stacked)) if stacked.shape[0] > 1 else np.full(stacked.shape[-1], np.nan)
     wall = run.wall_s
     evals = run.counts["grad"] + run.counts["potential"]
@@ -487,9 +490,10 @@ def compare(model, *model_args, samplers=None, reference=None, modes=None, num_w
             warnings.simplefilter("ignore", UserWarning)  # ArviZ's notes on missing coords / a single chain
             run = run._replace(idata=_to_arviz(run.mcmc))
         runs[name] = run
-        row = _row(name, run, var_names)
+        draws = accuracy.scalar_draws(run.samples, var_names)
+        row = _row(name, run, draws)
         if reference is not None:
-            errors[name] = accuracy.against_reference(accuracy.scalar_draws(run.samples, var_names), reference)
+            errors[name] = accuracy.against_reference(draws, reference)
             table = errors[name]
             row.update({"max z": table["z"].max(), "max z / MCSE": (table["z"] / table["mcse_z"]).max(),
                         "sd ratio min": table["sd_ratio"].min(), "sd ratio max": table["sd_ratio"].max()})
