@@ -4,7 +4,13 @@ flowMC-style, in phases driven by the step counter ``i`` (NumPyro never signals 
 
 1. **explore** (``i < num_explore``): a population of local chains (walkers), started from
    dispersed points, runs NumPyro's own NUTS with its step-size and mass-matrix adaptation; the
-   second half of their draws fills a buffer;
+   second half of their draws fills a buffer. With a model, the walkers first run on the tempered
+   posterior ``prior·likelihood^β``, ``β`` rising geometrically from ``β₀`` to 1 over the first
+   third of exploration (``β₀ = 1/sd`` of the log likelihood over the walkers' prior draws, as
+   adaptive tempered SMC's first step): in high dimension a mode's basin of attraction from prior
+   draws can be vanishingly small (the seeds' two-component family in d = 512: each start falls in
+   the light mode's with probability ~0.005), while at small ``β`` the walkers move between modes;
+   draws are buffered only at ``β = 1``, and the fit's weights come from the target anyway;
 2. **fit** (``i == num_explore``): a Gaussian mixture (or a Gaussian) is fitted to the buffer
    (:mod:`slppl.denoisers.fit`), its component weights re-estimated by importance sampling
    against the target (walkers stuck in a mode say nothing about its mass), and SL's "mass
@@ -45,7 +51,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc import hmc
 
 from ._random import categorical
-from .denoisers.fit import DEFAULT_COMPONENTS, fit_gaussian, fit_laplace, fit_mixture, reweight, usable_components
+from .denoisers.fit import DEFAULT_COMPONENTS, fit_gaussian, fit_laplace, fit_mixture, max_components, reweight
 from .denoisers.mixture import MixtureDenoiser, MixtureParams
 from .kernel import imh_proposal
 from .trajectory import conditional_path, path_log_aux
@@ -69,6 +75,9 @@ MIN_EXPLORE = 50
 # gave a wrong answer (max z 0.26, R-hat 1.12) with k̂ 0.63, so no warning (benchmarks/README.md).
 LOCAL_THRESHOLD = 0.9
 EXPLORE, FIT, COMPOSITE = 0, 1, 2
+# Tempered exploration: β₀ is kept in [MIN_BETA, 1]; it reaches 1 after this share of exploration.
+MIN_BETA = 1e-3
+ANNEAL_SHARE = 1 / 3
 # Defensive mixture importance sampling (Hesterberg 1995): a share of every proposal comes from a
 # wide Gaussian, N(0, DEFENSIVE_SCALE²·I) in whitened coordinates, which bounds the weights
 # wherever it covers the target. Alone it did not unstick the eight-schools chain that 8 proposals
@@ -105,6 +114,7 @@ class AdaptiveState(NamedTuple):
             resampled by their exact weights for the refit.
         network: the residual network's arrays with ``denoiser="learned"`` (zero until the refit
             trains it), else ``()``.
+        log_beta0: ``log β₀``, the walkers' first inverse temperature (0: no tempering).
     """
 
     i: Any
@@ -126,6 +136,7 @@ class AdaptiveState(NamedTuple):
     walkers: Any
     buffer: Any
     network: Any = ()
+    log_beta0: Any = 0.0
 
 
 class Schedule(NamedTuple):
@@ -177,12 +188,13 @@ class _Local(NamedTuple):
 
 
 def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_kernel, target_accept_prob=0.8,
-         num_proposals=1, learned=False):
+         num_proposals=1, learned=False, tempered=None):
     """Initial :class:`AdaptiveState` for one chain.
 
     ``walker_z`` holds the walkers' starting points (leading axis = walkers); a walker whose
     potential is not finite there starts from ``z`` instead. ``local_kernel`` comes from
-    :func:`make_local_kernel`.
+    :func:`make_local_kernel`. ``tempered(β)``, if given, is the potential of
+    ``prior·likelihood^β`` (the walkers explore it first, see the module docstring).
     """
     flat, _ = ravel_pytree(z)
     dtype = flat.dtype
@@ -201,8 +213,12 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
 
     # Mapped, not vmapped: batched random draws are slow for XLA to compile (see slppl._random).
     walkers = jax.lax.map(lambda a: init_walker(*a), (walker_z, jax.random.split(k_walkers, num_walkers)))
+    log_beta0 = jnp.zeros((), dtype)
+    if tempered is not None:
+        log_beta0 = _initial_log_beta(walker_z, tempered, dtype)
+        walkers = jax.vmap(partial(_at_temperature, potential_fn=tempered(jnp.exp(log_beta0))))(walkers)
     # The fitted components (as many as the buffer can support) and the defensive one.
-    k_max = max(usable_components(family_components, sched.num_slots * num_walkers, d)) + 1
+    k_max = max_components(family_components, sched.num_slots * num_walkers, d) + 1
     mixture = MixtureParams(
         jnp.full((k_max,), -jnp.log(k_max), dtype),
         jnp.zeros((k_max, d), dtype),
@@ -232,7 +248,26 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
         walkers=walkers,
         buffer=jnp.zeros((sched.num_slots * num_walkers, d), dtype),
         network=_zero_network(d, dtype)[0] if learned else (),
+        log_beta0=log_beta0,
     )
+
+
+def _initial_log_beta(walker_z, tempered, dtype):
+    """``log β₀``: one over the spread of the log likelihood across the walkers' (prior) starts."""
+    prior = jax.vmap(tempered(jnp.zeros((), dtype)))(walker_z)
+    lik = jax.vmap(tempered(jnp.ones((), dtype)))(walker_z) - prior
+    finite = jnp.isfinite(lik)
+    n = jnp.maximum(jnp.sum(finite), 1)
+    mean = jnp.sum(jnp.where(finite, lik, 0.0)) / n
+    sd = jnp.sqrt(jnp.sum(jnp.where(finite, (lik - mean) ** 2, 0.0)) / n)
+    beta = jnp.clip(1.0 / jnp.where(sd > 0, sd, 1.0), MIN_BETA, 1.0)
+    return jnp.where(jnp.sum(finite) > 1, jnp.log(beta), 0.0).astype(dtype)
+
+
+def _at_temperature(walker, potential_fn):
+    """A walker's NUTS state with potential and gradient evaluated under ``potential_fn``."""
+    pe, grad = jax.value_and_grad(potential_fn)(walker.z)
+    return walker._replace(potential_energy=pe.astype(walker.potential_energy.dtype), z_grad=grad)
 
 
 def _slot(walkers, k):
@@ -252,7 +287,10 @@ class _LocalStats(NamedTuple):
 
 def build_kernel(sched, family, times, integrator, local_kernel, num_local=None, batched=False,
                  num_reweight=128, num_proposals=1):
-    """Return ``kernel(state, potential_fn) -> state``: one step of the adaptive SL kernel.
+    """Return ``kernel(state, potential_fn, tempered=None) -> state``: one step of the adaptive SL kernel.
+
+    ``tempered(β)``, when the model splits into prior and likelihood, is the potential of
+    ``prior·likelihood^β`` that the walkers explore first (see :func:`init`).
 
     ``family``: a key of ``FAMILIES``. ``num_local``: local NUTS moves after each global step; ``None`` (default) makes one
     during warmup and keeps it after warmup only if the warmup's global acceptance was below
@@ -269,6 +307,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
     """
     family_components = FAMILIES[family]
     moves = 1 if num_local is None else num_local
+    anneal_steps = max(1, int(sched.num_explore * ANNEAL_SHARE))
     window = max(1, sched.refit - sched.num_explore - 1)
 
     def num_buffer_rows(state):
@@ -301,8 +340,14 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         failed = ~jnp.all(jnp.isfinite(chol)) | ~jnp.any(good)
         jax.debug.callback(_warn_if_failed, failed & (state.i == sched.num_explore), jnp.sum(good))
         # An explicit L⁻¹ (see fit._component_log_prob for why not a wide triangular solve).
-        u = (fill - shift) @ jax.scipy.linalg.solve_triangular(chol, jnp.eye(d, dtype=dtype), lower=True).T
-        mixture = fit_mixture(k_fit, u, usable_components(family_components, *u.shape))
+        linv = jax.scipy.linalg.solve_triangular(chol, jnp.eye(d, dtype=dtype), lower=True)
+        u = (fill - shift) @ linv.T
+        # Fitted in the model's coordinates, where a component's covariance has its structure
+        # (the seeds' isotropic modes are not isotropic after whitening by the overall covariance),
+        # then mapped to the whitened ones: a Gaussian mixture maps exactly.
+        k_max = max_components(family_components, *fill.shape)
+        mixture = fit_mixture(k_fit, fill, tuple(k for k in family_components if k <= k_max))
+        mixture = mixture._replace(means=(mixture.means - shift) @ linv.T, covs=linv @ mixture.covs @ linv.T)
 
         def log_density_u(u_):
             return -potential_fn(unravel((shift + chol @ u_).astype(dtype)))
@@ -386,19 +431,28 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
             num_potential_evals=jnp.asarray(num_proposals, jnp.int32),
         )
 
-    def local(state, num_active, potential_fn):
+    def local(state, num_active, potential_fn, tempered):
         """NUTS on walker slots ``0 … num_active − 1`` (slot 0 ``num_active`` times in the composite phase)."""
         dtype = state.potential_energy.dtype
         exploring = state.i < sched.num_explore
+        annealing = state.i < anneal_steps
+        if tempered is not None:
+            # One NUTS program for walkers and chain: at β = 1 the tempered potential is the target's.
+            beta = jnp.where(annealing, jnp.exp(state.log_beta0 * (1.0 - state.i / anneal_steps)), 1.0)
+            potential_fn = tempered(beta.astype(dtype))
 
         def body(j, carry):
             walkers, stats = carry
             slot = jnp.where(exploring, j, 0)
-            w = local_kernel.sample(_slot(walkers, slot), (potential_fn,), {})
+            w = _slot(walkers, slot)
+            if tempered is not None:
+                # β changed since the walker's last move: its energy and gradient are re-evaluated.
+                w = jax.lax.cond(annealing, lambda w: _at_temperature(w, potential_fn), lambda w: w, w)
+            w = local_kernel.sample(w, (potential_fn,), {})
             walkers = _set_slot(walkers, slot, w)
             return walkers, _LocalStats(
-                stats.grads + w.num_steps.astype(jnp.int32), stats.accept + w.accept_prob.astype(dtype),
-                stats.diverging | w.diverging,
+                stats.grads + w.num_steps.astype(jnp.int32) + (annealing & (tempered is not None)).astype(jnp.int32),
+                stats.accept + w.accept_prob.astype(dtype), stats.diverging | w.diverging,
             )
 
         stats = _LocalStats(jnp.zeros((), jnp.int32), jnp.zeros((), dtype), jnp.zeros((), bool))
@@ -463,15 +517,15 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
     before = (explore, fit, global_move)
     after = (after_explore, after_fit, after_composite)
 
-    def kernel(state, potential_fn):
+    def kernel(state, potential_fn, tempered=None):
         if batched:
             p = phase(state.i[0])
             state = jax.lax.switch(p, [jax.vmap(partial(b, potential_fn=potential_fn)) for b in before], state)
-            state, stats = jax.vmap(lambda s: local(s, num_active(s, p), potential_fn))(state)
+            state, stats = jax.vmap(lambda s: local(s, num_active(s, p), potential_fn, tempered))(state)
             return jax.lax.switch(p, [jax.vmap(partial(a, potential_fn=potential_fn)) for a in after], state, stats)
         p = phase(state.i)
         state = jax.lax.switch(p, [partial(b, potential_fn=potential_fn) for b in before], state)
-        state, stats = local(state, num_active(state, p), potential_fn)
+        state, stats = local(state, num_active(state, p), potential_fn, tempered)
         return jax.lax.switch(p, [partial(a, potential_fn=potential_fn) for a in after], state, stats)
 
     return kernel

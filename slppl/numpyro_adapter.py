@@ -18,6 +18,7 @@ from . import kernel as core
 from .denoisers.base import check_dim
 from .layout import discrete_latent_sites
 from .options import resolve
+from .tempering import BETA, tempered_model
 
 __all__ = ["SL"]
 
@@ -157,8 +158,9 @@ class SL(MCMCKernel):
                 f"SL needs continuous latent sites; {discrete} are discrete. Marginalise them out "
                 "(e.g. with a mixture distribution) or observe them."
             )
+        # The tempered wrapper is the model itself unless called with β (the walkers' exploration).
         info = initialize_model(
-            rng_key, self._model, dynamic_args=True, init_strategy=self._init_strategy,
+            rng_key, tempered_model(self._model), dynamic_args=True, init_strategy=self._init_strategy,
             model_args=model_args, model_kwargs=model_kwargs,
         )
         self._potential_fn_gen = info.potential_fn
@@ -228,10 +230,12 @@ class SL(MCMCKernel):
             walkers = self._walker_positions(key_walkers, z, model_args, model_kwargs)
             return adaptation.init(key, z, walkers, self._get_potential_fn(model_args, model_kwargs), sched,
                                    components, local_kernel, self.target_accept_prob, self.num_proposals,
-                                   learned=self.family == "learned")
+                                   learned=self.family == "learned",
+                                   tempered=self._get_tempered_fn(model_args, model_kwargs))
 
         def sample(state, model_args, model_kwargs):
-            return step(state, self._get_potential_fn(model_args, model_kwargs))
+            return step(state, self._get_potential_fn(model_args, model_kwargs),
+                        self._get_tempered_fn(model_args, model_kwargs))
 
         init_fn = jax.vmap(init_one, in_axes=(0, 0, None, None)) if vectorized else init_one
         return jax.jit(init_fn), sample
@@ -248,6 +252,12 @@ class SL(MCMCKernel):
             return walkers
         flat, unravel = ravel_pytree(z)
         return jax.vmap(lambda key: unravel(flat + jax.random.uniform(key, flat.shape, flat.dtype, -2.0, 2.0)))(keys)
+
+    def _get_tempered_fn(self, model_args, model_kwargs):
+        """``β ↦`` the potential of ``prior·likelihood^β`` for a model; ``None`` for a potential."""
+        if self._potential_fn_gen is None:
+            return None
+        return lambda beta: self._potential_fn_gen(*model_args, **{**model_kwargs, BETA: beta})
 
     def _get_potential_fn(self, model_args, model_kwargs):
         if self._potential_fn_gen is not None:

@@ -7,12 +7,22 @@ class methods of the denoisers call the same functions eagerly.
 
 Why each choice:
 
-- Covariances are shrunk toward their own diagonal, ``(n·S + κ·diag S)/(n + κ)`` with ``κ = d + 2``
-  pseudo-draws: it keeps every component positive definite when ``n`` is near ``d`` and leaves the
-  scale of each coordinate alone (shrinking toward ``I`` would inflate narrow modes).
+- A full covariance from ``n`` draws has ``d(d+1)/2`` free entries whose estimation error puts
+  about ``d²/(4n)`` into the variance of every importance log weight (d = 128, n = 2,000: ~2): in
+  high dimension the fit must find the covariance's *structure*. Each component's covariance is
+  therefore one of ``COVARIANCE_TYPES`` (as scikit-learn's ``GaussianMixture(covariance_type=...)``):
+  ``"full"``, ``"diag"``, ``"spherical"``, or ``"scaled"`` (a multiple of the draws' overall
+  covariance, Ledoit–Wolf shrunk: one shared correlation structure, scaled per component), and
+  BIC chooses the type with the number of components, parameters counted honestly.
+- Full component covariances are shrunk toward their own diagonal, ``(n·S + κ·diag S)/(n + κ)``
+  with ``κ = d + 2`` pseudo-draws: it keeps every component positive definite when ``n`` is near
+  ``d`` and leaves the scale of each coordinate alone (shrinking toward ``I`` would inflate narrow
+  modes). The overall covariance (:func:`fit_gaussian`) is shrunk by Ledoit and Wolf's (2004)
+  estimated intensity toward the same target.
 - EM runs on draws standardised per coordinate, so one tolerance serves latents of any scale.
 - The number of components is chosen by BIC among ``components`` (default 1, 2, 4, 8), each with
-  k-means++ restarts, tried in increasing order until one does not improve BIC.
+  k-means++ restarts, tried in increasing order until one does not improve BIC; a candidate with
+  more parameters than draws is not fitted.
 - Draws from stuck local chains say where the modes are, not how heavy they are; the weights are
   therefore re-estimated from the target's density (:func:`reweight`), one stratum per component.
 """
@@ -26,10 +36,11 @@ from jax.scipy.special import logsumexp
 
 from .._random import normal
 
-__all__ = ["MixtureFit", "fit_gaussian", "fit_laplace", "fit_mixture", "reweight", "mixture_log_prob",
-           "usable_components"]
+__all__ = ["MixtureFit", "COVARIANCE_TYPES", "fit_gaussian", "fit_laplace", "fit_mixture", "reweight",
+           "mixture_log_prob", "num_parameters", "usable_components"]
 
 DEFAULT_COMPONENTS = (1, 2, 4, 8)
+COVARIANCE_TYPES = ("full", "diag", "spherical", "scaled")
 # Stationarity of a Laplace fit: the Newton decrement gᵀH⁻¹g (the squared distance to the optimum
 # in posterior standard deviations, whatever the scale) must be below this.
 NEWTON_DECREMENT_TOL = 1e-6
@@ -44,6 +55,8 @@ class MixtureFit(NamedTuple):
         covs: ``(K, d, d)``.
         num_components: how many components are in use (BIC's choice).
         log_likelihood: mean log likelihood of the draws under the fit.
+        covariance_type: index of BIC's covariance type in the ``covariance_types`` fitted
+            (:data:`COVARIANCE_TYPES` by default).
     """
 
     log_weights: jnp.ndarray
@@ -51,9 +64,22 @@ class MixtureFit(NamedTuple):
     covs: jnp.ndarray
     num_components: jnp.ndarray
     log_likelihood: jnp.ndarray
+    covariance_type: jnp.ndarray = 0
 
 
-def usable_components(components, n, d):
+def num_parameters(covariance_type, k, d):
+    """Free parameters of a ``k``-component mixture in ``d`` dimensions (BIC's count).
+
+    Examples:
+        >>> [num_parameters(c, 2, 10) for c in COVARIANCE_TYPES]
+        [131, 41, 23, 78]
+    """
+    per_cov = {"full": d * (d + 1) / 2, "diag": d, "spherical": 1, "scaled": 1}[covariance_type]
+    shared = d * (d + 1) / 2 if covariance_type == "scaled" else 0
+    return int(k * (d + per_cov) + k - 1 + shared)
+
+
+def usable_components(components, n, d, covariance_type="full"):
     """The candidate numbers of components worth fitting to ``n`` draws in ``d`` dimensions.
 
     A candidate with more parameters than draws is dropped (BIC would reject it after EM had paid
@@ -63,9 +89,26 @@ def usable_components(components, n, d):
     Examples:
         >>> usable_components((1, 2, 4, 8), 4000, 100), usable_components((1, 2, 4, 8), 4000, 10)
         ((1,), (1, 2, 4, 8))
+        >>> usable_components((1, 2, 4, 8), 2000, 128, "spherical")
+        (1, 2, 4, 8)
     """
-    per_component = d + d * (d + 1) / 2
-    return tuple(k for k in components if k == min(components) or k * per_component <= n)
+    return tuple(k for k in components if k == min(components) or num_parameters(covariance_type, k, d) <= n)
+
+
+def _candidates(components, n, d, covariance_types):
+    """``{type: usable numbers of components}`` over the types that fit at all (see
+    :func:`usable_components`); the simplest type stays when none does."""
+    usable = {c: tuple(k for k in components if num_parameters(c, k, d) <= n) for c in covariance_types}
+    usable = {c: ks for c, ks in usable.items() if ks}
+    if not usable:
+        simplest = min(covariance_types, key=lambda c: num_parameters(c, min(components), d))
+        usable = {simplest: (min(components),)}
+    return usable
+
+
+def max_components(components, n, d, covariance_types=COVARIANCE_TYPES):
+    """The most components any usable candidate has (static: it sizes the arrays of a fit)."""
+    return max(max(ks) for ks in _candidates(components, n, d, covariance_types).values())
 
 
 def _shrink(cov, n, d):
@@ -78,7 +121,12 @@ def _shrink(cov, n, d):
 
 
 def fit_gaussian(draws):
-    """Mean and shrunk covariance of ``draws`` (``(n, d)``). Returns ``(mean, cov)``.
+    """Mean and Ledoit–Wolf shrunk covariance of ``draws`` (``(n, d)``). Returns ``(mean, cov)``.
+
+    The sample correlation matrix ``R`` is shrunk toward ``I`` (the covariance toward its own
+    diagonal: each coordinate keeps its scale) with Ledoit and Wolf's (2004) estimate of the
+    intensity that minimises the expected squared error, as ``sklearn.covariance.ledoit_wolf``
+    does for its target ``tr(S)/d·I``: near 0 when ``n ≫ d``, more when the draws are few.
 
     Examples:
         >>> import jax
@@ -89,9 +137,18 @@ def fit_gaussian(draws):
     draws = jnp.asarray(draws)
     n, d = draws.shape
     mean = draws.mean(0)
-    dev = draws - mean
-    cov = dev.T @ dev / n
-    return mean, _shrink(cov, jnp.asarray(float(n), draws.dtype), d)
+    sd = draws.std(0)
+    z = (draws - mean) / jnp.where(sd > 0, sd, 1.0)
+    corr = z.T @ z / n
+    eye = jnp.eye(d, dtype=draws.dtype)
+    delta = jnp.sum((corr - eye) ** 2)
+    beta = jnp.clip((jnp.sum(jnp.sum(z**2, 1) ** 2) - n * jnp.sum(corr**2)) / n**2, 0.0, delta)
+    shrink = jnp.where(delta > 0, beta / jnp.where(delta > 0, delta, 1.0), 1.0)
+    corr = shrink * eye + (1.0 - shrink) * corr
+    cov = corr * sd[:, None] * sd[None, :]
+    # A floor relative to the scale keeps a fit with a constant coordinate invertible (all of them
+    # constant: singular, which the adaptive kernel reports as walkers that never moved).
+    return mean, 0.5 * (cov + cov.T) + 1e-9 * jnp.mean(sd**2) * eye
 
 
 def _component_log_prob(x, means, covs):
@@ -105,6 +162,14 @@ def _component_log_prob(x, means, covs):
     z = jnp.einsum("kij,nj->nki", linv, x) - jnp.einsum("kij,kj->ki", linv, means)[None]
     half_logdet = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), -1)
     return -0.5 * jnp.sum(z**2, -1) - half_logdet - 0.5 * d * jnp.log(2 * jnp.pi)
+
+
+def _diag_log_prob(x, means, var):
+    """``log N(x_i; a_k, diag v_k)`` for every draw and component: ``(n, K)``, by matrix products."""
+    d = x.shape[1]
+    prec = 1.0 / var
+    quad = (x**2) @ prec.T - 2.0 * x @ (means * prec).T + jnp.sum(means**2 * prec, -1)
+    return -0.5 * quad - 0.5 * jnp.sum(jnp.log(var), -1) - 0.5 * d * jnp.log(2 * jnp.pi)
 
 
 def mixture_log_prob(x, log_weights, means, covs):
@@ -126,33 +191,48 @@ def _kmeans_pp(rng_key, x, k):
     return jax.lax.fori_loop(1, k, body, (means, jnp.sum((x - first) ** 2, 1)))[0]
 
 
-def _em(rng_key, x, mask, num_iters, tol=1e-6):
+# Variance floor of diagonal components, in standardised units (scikit-learn's reg_covar).
+DIAG_FLOOR = 1e-6
+
+
+def _em(rng_key, x, mask, num_iters, spherical=None, tol=1e-6):
     """EM for a mixture of ``mask.sum()`` components, padded to ``mask.size`` (static shapes).
 
-    Stops after ``num_iters`` iterations or when the mean log likelihood gains less than ``tol``.
+    ``spherical=None``: full covariances ``(K, d, d)``; otherwise diagonal ones ``(K, d)``,
+    averaged over the coordinates where ``spherical`` (a traced bool, so the diagonal and
+    spherical types share one compiled program). Stops after ``num_iters`` iterations or when the
+    mean log likelihood gains less than ``tol``.
     """
     n, d = x.shape
     k_max = mask.shape[0]
+    full = spherical is None
     eye = jnp.eye(d, dtype=x.dtype)
     means = _kmeans_pp(rng_key, x, k_max)
-    covs = jnp.broadcast_to(eye, (k_max, d, d))
+    covs = jnp.broadcast_to(eye, (k_max, d, d)) if full else jnp.ones((k_max, d), x.dtype)
     log_w = jnp.where(mask, -jnp.log(mask.sum()), -jnp.inf).astype(x.dtype)
+    log_prob = _component_log_prob if full else _diag_log_prob
 
     def e_step(log_w, means, covs):
-        joint = _component_log_prob(x, means, covs) + log_w
+        joint = log_prob(x, means, covs) + log_w
         ll = logsumexp(joint, axis=1)
         return jnp.exp(joint - ll[:, None]), jnp.mean(ll)
+
+    def m_covs(resp, nk, means):
+        if full:
+            dev = x[:, None, :] - means[None]
+            covs = _shrink(jnp.einsum("nk,nki,nkj->kij", resp, dev, dev) / nk[:, None, None], nk, d)
+            # Padding components stay at weight 0 with a harmless covariance.
+            return jnp.where(mask[:, None, None], covs, eye)
+        var = jnp.maximum((resp.T @ x**2) / nk[:, None] - means**2, 0.0)
+        var = jnp.where(spherical, jnp.mean(var, -1, keepdims=True), var) + DIAG_FLOOR
+        return jnp.where(mask[:, None], var, 1.0)
 
     def body(carry):
         i, params, _, ll_old = carry
         resp, ll = e_step(*params)
         nk = resp.sum(0) + 1e-10
         means = (resp.T @ x) / nk[:, None]
-        dev = x[:, None, :] - means[None]
-        covs = _shrink(jnp.einsum("nk,nki,nkj->kij", resp, dev, dev) / nk[:, None, None], nk, d)
-        # Padding components stay at weight 0 with a harmless covariance.
-        covs = jnp.where(mask[:, None, None], covs, eye)
-        params = (jnp.where(mask, jnp.log(nk / n), -jnp.inf), jnp.where(mask[:, None], means, 0.0), covs)
+        params = (jnp.where(mask, jnp.log(nk / n), -jnp.inf), jnp.where(mask[:, None], means, 0.0), m_covs(resp, nk, means))
         return i + 1, params, ll_old, ll
 
     def cond(carry):
@@ -166,11 +246,52 @@ def _em(rng_key, x, mask, num_iters, tol=1e-6):
     return params, jnp.where(jnp.isfinite(ll), ll, -jnp.inf)
 
 
-def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, num_iters=50):
-    """Gaussian mixture fitted to ``draws`` by EM; the number of components chosen by BIC.
+def _select(rng_key, x, ks, allowed, num_params, k_max, num_restarts, num_iters, spherical=None):
+    """BIC's choice among ``ks`` components for one covariance type: ``(params, ll, bic, count)``.
 
-    Candidates are tried in increasing order until one does not lower BIC (so a unimodal sample
-    costs two candidates, not all of them).
+    Candidates run in increasing order, stopping at the first that does not lower BIC or is not
+    ``allowed`` (a traced ``(len(ks),)`` bool): most posteriors are unimodal, and EM over padded
+    components costs the same for every candidate (2.4 s per fit in d = 25 for twelve runs).
+    """
+    n, d = x.shape
+    masks = jnp.arange(k_max)[None, :] < jnp.asarray(ks)[:, None]
+    keys = jax.random.split(rng_key, len(ks) * num_restarts).reshape(len(ks), num_restarts, -1)
+
+    def candidate(c):
+        # lax.map, not vmap: restarts one after another keep XLA's programs small; the vmapped EM
+        # was also where a pmap deadlock on CPU was bisected to (docs §7).
+        params, ll = jax.lax.map(lambda key: _em(key, x, masks[c], num_iters, spherical), keys[c])
+        r = jnp.argmax(ll)
+        bic = -2.0 * n * ll[r] + num_params[c] * jnp.log(n)
+        return jax.tree_util.tree_map(lambda a: a[r], params), ll[r], jnp.where(jnp.isfinite(bic), bic, jnp.inf)
+
+    def body(carry):
+        c, best, _ = carry
+        params, ll, bic = candidate(c)
+        better = bic < best[2]
+        best = jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), (params, ll, bic, c), best)
+        return c + 1, best, better
+
+    def go_on(carry):
+        c, _, improved = carry
+        return (c < len(ks)) & improved & allowed[jnp.minimum(c, len(ks) - 1)]
+
+    inf = jnp.asarray(jnp.inf, x.dtype)
+    cov_shape = (k_max, d, d) if spherical is None else (k_max, d)
+    none = ((jnp.zeros(k_max, x.dtype), jnp.zeros((k_max, d), x.dtype), jnp.ones(cov_shape, x.dtype)), -inf, inf, 0)
+    _, (params, ll, bic, best), _ = jax.lax.while_loop(go_on, body, (0, none, jnp.ones((), bool)))
+    return params, ll, bic, jnp.asarray(ks)[best]
+
+
+def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, num_iters=50,
+                covariance_types=COVARIANCE_TYPES):
+    """Gaussian mixture fitted to ``draws`` by EM; covariance type and number of components chosen by BIC.
+
+    For each covariance type, candidates are tried in increasing order until one does not lower
+    BIC (so a unimodal sample costs two candidates per type, not all of them); the type with the
+    lowest BIC wins. A candidate with more parameters than draws is skipped (a full covariance in
+    ``d = 64`` needs 2,144 parameters a component), which is what keeps the fit accurate in high
+    dimension: there a spherical, diagonal or scaled type is chosen from the same draws.
 
     Args:
         rng_key: PRNG key (k-means++ initialisation of each restart).
@@ -178,11 +299,12 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
         components: candidate numbers of components (static).
         num_restarts: EM restarts per candidate; the best log likelihood wins.
         num_iters: EM iterations per restart.
+        covariance_types: candidate covariance types, a subset of :data:`COVARIANCE_TYPES`
+            (static).
 
-    Every candidate and restart runs the same EM over the largest candidate's components, the
-    unused ones masked (one compiled program, looped over candidates and restarts); candidates
-    with more parameters than draws are skipped. Returns a :class:`MixtureFit` padded to
-    ``max(components)`` components.
+    The diagonal, spherical and scaled types run one compiled EM (``lax.map`` over the three),
+    the full type another; candidates are masks over the largest candidate's components. Returns
+    a :class:`MixtureFit` padded to ``max(components)`` components, with full covariance matrices.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -191,52 +313,75 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
         >>> fit = fit_mixture(jax.random.PRNGKey(1), x)
         >>> int(fit.num_components), sorted(round(float(w), 2) for w in jnp.exp(fit.log_weights))[-2:]
         (2, [0.3, 0.7])
+        >>> COVARIANCE_TYPES[int(fit.covariance_type)]   # isotropic components: BIC's choice
+        'spherical'
     """
     draws = jnp.asarray(draws)
     n, d = draws.shape
+    unknown = set(covariance_types) - set(COVARIANCE_TYPES)
+    if unknown or not covariance_types:
+        raise ValueError(f"covariance_types must be a non-empty subset of {COVARIANCE_TYPES}, got {covariance_types}")
+    dtype = draws.dtype
     loc, scale = draws.mean(0), draws.std(0) + 1e-12
     x = (draws - loc) / scale
     k_pad = max(components)
-    components = usable_components(components, n, d)
-    k_max = max(components)
-    masks = jnp.arange(k_max)[None, :] < jnp.asarray(components)[:, None]
-    keys = jax.random.split(rng_key, len(components) * num_restarts).reshape(len(components), num_restarts, -1)
+    cands = _candidates(components, n, d, covariance_types)
+    k_max = max(max(ks) for ks in cands.values())
+    keys = dict(zip(COVARIANCE_TYPES, jax.random.split(rng_key, len(COVARIANCE_TYPES))))
+    # The scaled type is the spherical one in coordinates whitened by the draws' overall covariance.
+    center, cov_all = fit_gaussian(x)
+    chol_all = jnp.linalg.cholesky(cov_all)
+    whiten = jax.scipy.linalg.solve_triangular(chol_all, jnp.eye(d, dtype=dtype), lower=True)
+    log_det_half = jnp.sum(jnp.log(jnp.diagonal(chol_all)))
 
-    def candidate(c):
-        # lax.map, not vmap: restarts one after another keep XLA's programs small; the vmapped EM
-        # was also where a pmap deadlock on CPU was bisected to (docs §7).
-        params, ll = jax.lax.map(lambda key: _em(key, x, masks[c], num_iters), keys[c])
-        r = jnp.argmax(ll)
-        count = jnp.asarray(components)[c]
-        bic = -2.0 * n * ll[r] + (count * (d + d * (d + 1) / 2) + count - 1) * jnp.log(n)
-        return jax.tree_util.tree_map(lambda a: a[r], params), ll[r], jnp.where(jnp.isfinite(bic), bic, jnp.inf)
+    results = {}
+    if "full" in cands:
+        ks = cands["full"]
+        results["full"] = _select(keys["full"], x, ks, jnp.ones(len(ks), bool),
+                                  jnp.asarray([num_parameters("full", k, d) for k in ks], dtype), k_max,
+                                  num_restarts, num_iters)
+    diagonal = [c for c in ("diag", "spherical", "scaled") if c in cands]
+    if diagonal:
+        ks = tuple(sorted(set().union(*(cands[c] for c in diagonal))))
+        data = jnp.stack([(x - center) @ whiten.T if c == "scaled" else x for c in diagonal])
+        spherical = jnp.asarray([c != "diag" for c in diagonal])
+        allowed = jnp.asarray([[k in cands[c] for k in ks] for c in diagonal])
+        num_params = jnp.asarray([[num_parameters(c, k, d) for k in ks] for c in diagonal], dtype)
+        type_keys = jnp.stack([keys[c] for c in diagonal])
+        out = jax.lax.map(lambda a: _select(a[0], a[1], ks, a[2], a[3], k_max, num_restarts, num_iters, a[4]),
+                          (type_keys, data, allowed, num_params, spherical))
+        for j, c in enumerate(diagonal):
+            results[c] = jax.tree_util.tree_map(lambda a: a[j], out)
+    names = list(results)
+    # Log likelihoods in standardised units (the whitening's Jacobian for the scaled type).
+    lls = jnp.stack([results[c][1] - (log_det_half if c == "scaled" else 0.0) for c in names])
+    bics = jnp.stack([results[c][2] + (2.0 * n * log_det_half if c == "scaled" else 0.0) for c in names])
+    bics = jnp.where(jnp.isfinite(bics), bics, jnp.inf)
+    best = jnp.argmin(bics)
 
-    # Candidates in increasing order, stopping at the first that does not lower BIC: most
-    # posteriors are unimodal, and EM over padded components costs the same for every candidate
-    # (2.4 s per fit in d = 25 for all twelve runs).
-    def body(carry):
-        c, best, _ = carry
-        params, ll, bic = candidate(c)
-        better = bic < best[2]
-        best = jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), (params, ll, bic, c), best)
-        return c + 1, best, better
+    def standardised(c):
+        def build():
+            (log_w, means, covs), _, _, _ = results[c]
+            if c == "full":
+                return log_w, means, covs
+            covs = covs[:, :, None] * jnp.eye(d, dtype=dtype)
+            if c == "scaled":
+                return log_w, center + means @ chol_all.T, chol_all @ covs @ chol_all.T
+            return log_w, means, covs
+        return build
 
-    inf = jnp.asarray(jnp.inf, x.dtype)
-    none = ((jnp.zeros(k_max, x.dtype), jnp.zeros((k_max, d), x.dtype), jnp.zeros((k_max, d, d), x.dtype)), -inf, inf, 0)
-    _, (params, ll, _, best), _ = jax.lax.while_loop(
-        lambda carry: (carry[0] < len(components)) & carry[2], body, (0, none, jnp.ones((), bool)),
-    )
-    log_w, means, covs = params
-    counts = jnp.asarray(components)
+    log_w, means, covs = jax.lax.switch(best, [standardised(c) for c in names])
     # Back to the draws' units; the log likelihood is reported there too.
     means = loc + means * scale
     covs = covs * scale[:, None] * scale[None, :]
     pad = k_pad - k_max
+    counts = jnp.stack([results[c][3] for c in names])
+    type_index = jnp.asarray([COVARIANCE_TYPES.index(c) for c in names])
     return MixtureFit(
-        jnp.concatenate([log_w, jnp.full((pad,), -jnp.inf, draws.dtype)]),
-        jnp.concatenate([means, jnp.zeros((pad, d), draws.dtype)]),
-        jnp.concatenate([covs, jnp.broadcast_to(jnp.eye(d, dtype=draws.dtype), (pad, d, d))]),
-        counts[best], ll - jnp.sum(jnp.log(scale)),
+        jnp.concatenate([log_w, jnp.full((pad,), -jnp.inf, dtype)]),
+        jnp.concatenate([means, jnp.zeros((pad, d), dtype)]),
+        jnp.concatenate([0.5 * (covs + jnp.swapaxes(covs, -1, -2)), jnp.broadcast_to(jnp.eye(d, dtype=dtype), (pad, d, d))]),
+        counts[best], lls[best] - jnp.sum(jnp.log(scale)), type_index[best],
     )
 
 
