@@ -289,3 +289,31 @@ def test_learned_family_trains_at_the_refit_and_stays_exact():
     for name, mean, sd in (("a", 0.0, 2.0), ("b", -0.3, np.sqrt(3.13))):
         x = np.asarray(draws[name])
         assert_within_mcse(x.mean(), mean, sd / np.sqrt(float(effective_sample_size(x[None]))), what=name)
+
+
+def _shell_model():
+    # A thin spherical shell in d = 40: no Gaussian mixture covers it, so global moves are useless.
+    x = numpyro.sample("x", dist.Normal(0, 3).expand([40]).to_event(1))
+    numpyro.factor("shell", -0.5 * ((jnp.linalg.norm(x) - 5.0) / 0.0005) ** 2)
+
+
+def test_useless_global_moves_warn_and_stop_for_sampling():
+    mcmc = MCMC(SL(_shell_model), num_warmup=200, num_samples=100, progress_bar=False)
+    with pytest.warns(RuntimeWarning, match="global moves left the current point in"):
+        mcmc.run(jax.random.PRNGKey(0), extra_fields=("accept_prob", "num_potential_evals", "local_accept_prob"))
+    fields = mcmc.get_extra_fields()
+    # Sampling pays for no proposals; the local moves carry the chain, and it stays on the shell.
+    assert int(np.sum(fields["num_potential_evals"])) == 0
+    assert float(np.mean(fields["accept_prob"])) == 0.0
+    assert float(np.mean(fields["local_accept_prob"])) > 0.5
+    x = np.asarray(mcmc.get_samples()["x"])
+    assert np.all(np.abs(np.linalg.norm(x, axis=1) - 5.0) < 0.01)
+    assert len(np.unique(x[:, 0])) > 50  # the chain moves
+
+
+def test_useful_global_moves_do_not_warn():
+    mcmc = MCMC(SL(bimodal_model), num_warmup=200, num_samples=100, progress_bar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        mcmc.run(jax.random.PRNGKey(1), extra_fields=("num_potential_evals",))
+    assert int(np.sum(mcmc.get_extra_fields()["num_potential_evals"])) == 100 * 32

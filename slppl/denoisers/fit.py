@@ -322,17 +322,25 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
     if unknown or not covariance_types:
         raise ValueError(f"covariance_types must be a non-empty subset of {COVARIANCE_TYPES}, got {covariance_types}")
     dtype = draws.dtype
-    loc, scale = draws.mean(0), draws.std(0) + 1e-12
-    x = (draws - loc) / scale
     k_pad = max(components)
     cands = _candidates(components, n, d, covariance_types)
     k_max = max(max(ks) for ks in cands.values())
     keys = dict(zip(COVARIANCE_TYPES, jax.random.split(rng_key, len(COVARIANCE_TYPES))))
-    # The scaled type is the spherical one in coordinates whitened by the draws' overall covariance.
-    center, cov_all = fit_gaussian(x)
+    # Each type runs EM in its own working coordinates, draws = loc + A·work: standardised per
+    # coordinate (full, diag: the fit does not depend on it, k-means++ does), by one common scale
+    # (spherical: spherical in the model's coordinates), whitened by the draws' overall covariance
+    # (scaled: a spherical fit there).
+    loc, scale = draws.mean(0), draws.std(0) + 1e-12
+    x = (draws - loc) / scale
+    _, cov_all = fit_gaussian(x)
     chol_all = jnp.linalg.cholesky(cov_all)
-    whiten = jax.scipy.linalg.solve_triangular(chol_all, jnp.eye(d, dtype=dtype), lower=True)
-    log_det_half = jnp.sum(jnp.log(jnp.diagonal(chol_all)))
+    common = jnp.sqrt(jnp.mean(scale**2))
+    maps = {
+        "full": jnp.diag(scale), "diag": jnp.diag(scale), "spherical": common * jnp.eye(d, dtype=dtype),
+        "scaled": scale[:, None] * chol_all,
+    }
+    inverse = {c: jax.scipy.linalg.solve_triangular(a, jnp.eye(d, dtype=dtype), lower=True) for c, a in maps.items()}
+    log_det = {c: jnp.sum(jnp.log(jnp.abs(jnp.diagonal(a)))) for c, a in maps.items()}
 
     results = {}
     if "full" in cands:
@@ -343,7 +351,7 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
     diagonal = [c for c in ("diag", "spherical", "scaled") if c in cands]
     if diagonal:
         ks = tuple(sorted(set().union(*(cands[c] for c in diagonal))))
-        data = jnp.stack([(x - center) @ whiten.T if c == "scaled" else x for c in diagonal])
+        data = jnp.stack([(draws - loc) @ inverse[c].T for c in diagonal])
         spherical = jnp.asarray([c != "diag" for c in diagonal])
         allowed = jnp.asarray([[k in cands[c] for k in ks] for c in diagonal])
         num_params = jnp.asarray([[num_parameters(c, k, d) for k in ks] for c in diagonal], dtype)
@@ -353,27 +361,22 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
         for j, c in enumerate(diagonal):
             results[c] = jax.tree_util.tree_map(lambda a: a[j], out)
     names = list(results)
-    # Log likelihoods in standardised units (the whitening's Jacobian for the scaled type).
-    lls = jnp.stack([results[c][1] - (log_det_half if c == "scaled" else 0.0) for c in names])
-    bics = jnp.stack([results[c][2] + (2.0 * n * log_det_half if c == "scaled" else 0.0) for c in names])
+    # Log likelihoods and BIC in the draws' units (each working map's Jacobian).
+    lls = jnp.stack([results[c][1] - log_det[c] for c in names])
+    bics = jnp.stack([results[c][2] + 2.0 * n * log_det[c] for c in names])
     bics = jnp.where(jnp.isfinite(bics), bics, jnp.inf)
     best = jnp.argmin(bics)
 
-    def standardised(c):
+    def in_draw_units(c):
         def build():
             (log_w, means, covs), _, _, _ = results[c]
-            if c == "full":
-                return log_w, means, covs
-            covs = covs[:, :, None] * jnp.eye(d, dtype=dtype)
-            if c == "scaled":
-                return log_w, center + means @ chol_all.T, chol_all @ covs @ chol_all.T
-            return log_w, means, covs
+            if c != "full":
+                covs = covs[:, :, None] * jnp.eye(d, dtype=dtype)
+            a = maps[c]
+            return log_w, loc + means @ a.T, a @ covs @ a.T
         return build
 
-    log_w, means, covs = jax.lax.switch(best, [standardised(c) for c in names])
-    # Back to the draws' units; the log likelihood is reported there too.
-    means = loc + means * scale
-    covs = covs * scale[:, None] * scale[None, :]
+    log_w, means, covs = jax.lax.switch(best, [in_draw_units(c) for c in names])
     pad = k_pad - k_max
     counts = jnp.stack([results[c][3] for c in names])
     type_index = jnp.asarray([COVARIANCE_TYPES.index(c) for c in names])
@@ -381,7 +384,7 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
         jnp.concatenate([log_w, jnp.full((pad,), -jnp.inf, dtype)]),
         jnp.concatenate([means, jnp.zeros((pad, d), dtype)]),
         jnp.concatenate([0.5 * (covs + jnp.swapaxes(covs, -1, -2)), jnp.broadcast_to(jnp.eye(d, dtype=dtype), (pad, d, d))]),
-        counts[best], lls[best] - jnp.sum(jnp.log(scale)), type_index[best],
+        counts[best], lls[best], type_index[best],
     )
 
 

@@ -22,12 +22,20 @@ from .base import Denoiser, as_array
 
 
 def _eigh(covs):
+    covs = np.asarray(covs)
+    # Asymmetry and negative eigenvalues at the level of rounding (a fit computed in float32, say)
+    # are rounding, not the user's error: symmetrised and clipped, not refused.
+    eps = np.finfo(covs.dtype).eps if np.issubdtype(covs.dtype, np.floating) else np.finfo(np.float64).eps
     covs = np.asarray(covs, dtype=np.float64)
-    if not np.allclose(covs, np.swapaxes(covs, -1, -2), atol=1e-10 * max(1.0, np.abs(covs).max())):
-        raise ValueError("covariances must be symmetric")
-    lam, vec = np.linalg.eigh(covs)
-    if np.any(lam < -1e-10 * max(1.0, lam.max())):
-        raise ValueError("covariances must be positive semi-definite (found a negative eigenvalue)")
+    scale = max(np.abs(covs).max(initial=0.0), np.finfo(np.float64).tiny)
+    tol = 1e3 * eps * scale
+    asym = np.abs(covs - np.swapaxes(covs, -1, -2)).max(initial=0.0)
+    if asym > tol:
+        raise ValueError(f"covariances must be symmetric (largest |C - Cᵀ| entry {asym:.3g}, scale {scale:.3g})")
+    lam, vec = np.linalg.eigh(0.5 * (covs + np.swapaxes(covs, -1, -2)))
+    if np.any(lam < -tol * covs.shape[-1]):
+        raise ValueError("covariances must be positive semi-definite (found a negative eigenvalue "
+                         f"{lam.min():.3g}); symmetrise and clip the spectrum, or add a small multiple of I")
     return np.clip(lam, 0.0, None), vec
 
 
