@@ -1,4 +1,4 @@
-"""`SL(model)` in high dimension against NUTS (and BlackJAX's adaptive tempered SMC), one run each.
+"""`SL(model)` in high dimension against NUTS, in one run per case.
 
 Cases, all written as a NumPyro user would and run with every sampler's defaults:
 
@@ -13,13 +13,11 @@ Cases, all written as a NumPyro user would and run with every sampler's defaults
   SL is compared with NUTS, ``max z`` = largest ``|mean_SL − mean_NUTS| / sd_NUTS``).
 
 Samplers: NUTS and ``SL(model)`` through ``slppl.compare`` (4 chains x (1000 + 1000), parallel on
-8 host devices, float64), and, where BlackJAX is installed (``pip install 'slppl[bench]'``),
-adaptive tempered SMC: 4,000 particles from the reference ``N(0, 3²·I)`` in the model's
-unconstrained coordinates, tempered toward the posterior (target ESS 0.5), 10 random-walk
-Metropolis steps per temperature scaled to the particles' current per-coordinate sd.
+8 host devices, float64). BlackJAX's adaptive tempered SMC is not in the table yet: with
+random-walk moves it collapsed onto one mode (benchmarks/README.md says how).
 
 Writes ``benchmarks/results/high_dimension.md``. Run:
-``python benchmarks/high_dimension.py [--only NAME] [--no-smc] [--quick]``.
+``python benchmarks/high_dimension.py [--only NAME] [--quick]``.
 """
 
 import argparse
@@ -50,12 +48,11 @@ sys.path.insert(0, HERE)
 
 from cases import Case  # noqa: E402
 
-from slppl import SL, compare, flat_potential  # noqa: E402
+from slppl import SL, compare  # noqa: E402
 from slppl.diagnostics import pareto_khat  # noqa: E402
 
 FULL = dict(num_chains=4, num_warmup=1000, num_samples=1000)
 QUICK = dict(num_chains=2, num_warmup=300, num_samples=300)
-SMC_PARTICLES = 4000
 
 
 def flat(name, d):
@@ -126,63 +123,6 @@ def cases():
     return out
 
 
-def run_smc(case, seed):
-    """BlackJAX adaptive tempered SMC from ``N(0, 3²·I)``: ``(draws by site, seconds, gradient-free evals)``."""
-    import blackjax
-    from blackjax.smc import resampling
-
-    potential, _, layout = flat_potential(case.model, *case.args)
-    d = layout.dim
-    ref_sd = 3.0
-
-    def logprior(x):
-        return -0.5 * jnp.sum((x / ref_sd) ** 2)
-
-    def loglik(x):
-        value = -potential(x) - logprior(x)
-        return jnp.where(jnp.isfinite(value), value, -jnp.inf)
-
-    def rmh_step(key, state, logdensity_fn, scale):
-        return blackjax.rmh.build_kernel()(key, state, logdensity_fn,
-                                           blackjax.mcmc.random_walk.normal(scale))
-
-    def rmh_init(position, logdensity_fn):
-        return blackjax.rmh.init(position, logdensity_fn)
-
-    def make(scale):
-        return blackjax.adaptive_tempered_smc(logprior, loglik, rmh_step, rmh_init, {"scale": scale[None]},
-                                              resampling.systematic, 0.5, num_mcmc_steps=10)
-
-    @jax.jit
-    def run(key):
-        k0, key = jax.random.split(key)
-        x0 = ref_sd * jax.random.normal(k0, (SMC_PARTICLES, d))
-        state = make(jnp.full(d, ref_sd))
-        st = state.init(x0)
-
-        def cond(carry):
-            return (carry[0].tempering_param < 1.0) & (carry[2] < 500)
-
-        def body(carry):
-            st, key, n = carry
-            key, sub = jax.random.split(key)
-            # Random-walk scale from the particles' spread (2.38/sqrt(d) per sd, Roberts et al.).
-            scale = 2.38 / jnp.sqrt(d) * jnp.std(st.particles, 0)
-            st, _ = make(scale).step(sub, st)
-            return st, key, n + 1
-
-        st, _, n = jax.lax.while_loop(cond, body, (st, key, 0))
-        return st.particles, n
-
-    t = time.perf_counter()
-    particles, n = run(jax.random.PRNGKey(seed))
-    particles = jax.block_until_ready(particles)
-    seconds = time.perf_counter() - t
-    draws = jax.vmap(layout.unravel)(particles)
-    evals = int(n) * SMC_PARTICLES * 11
-    return draws, seconds, evals, int(n)
-
-
 def _fmt(v, spec=".3g"):
     return "" if v is None or v != v else format(v, spec)
 
@@ -191,7 +131,7 @@ HEADER = ["case", "sampler", "accuracy", "min ESS (coords / modes)", "max R-hat"
           "ESS/s vs NUTS", "ESS / 1k evals", "global accept", "max k̂", "warned"]
 
 
-def run_case(case, sizes, seed, smc):
+def run_case(case, sizes, seed):
     samplers = {"NUTS": NUTS(case.model), "SL(model)": SL(case.model)}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -219,23 +159,7 @@ def run_case(case, sizes, seed, smc):
         evals = row["grad evals"] + row["potential evals"]
         rows.append(dict(case=case.name, sampler=name, accuracy=accuracy, ess=ess_cell, rhat=row["max R-hat"],
                          wall=row["wall s"], ess_s=ess / row["wall s"], per_k=1000 * ess / evals,
-                         accept=row.get("SL accept"), khat=khat, warned=("yes" if warned else "no") if name != "NUTS" else ""))
-    if smc:
-        try:
-            draws, seconds, evals, steps = run_smc(case, seed)
-        except ImportError:
-            draws = None
-        if draws is not None:
-            if case.modes is not None:
-                labels = case.modes[0](jax.tree_util.tree_map(np.asarray, draws))
-                w = np.bincount(labels, minlength=len(case.modes[1])) / labels.size
-                err = np.max(np.abs(w - case.modes[1]))
-                accuracy = "weights " + "/".join(f"{v:.3f}" for v in w) + f" (error {err:.3f})"
-            else:
-                accuracy = f"max z vs NUTS {_z_against(draws, nuts_draws):.3f}"
-            rows.append(dict(case=case.name, sampler=f"SMC ({steps} temperatures)", accuracy=accuracy,
-                             ess="", rhat=float("nan"), wall=seconds, ess_s=float("nan"), per_k=float("nan"),
-                             accept=None, khat="", warned=""))
+                         accept=row.get("global accept"), khat=khat, warned=("yes" if warned else "no") if name != "NUTS" else ""))
     nuts = next(r["ess_s"] for r in rows if r["sampler"] == "NUTS")
     for r in rows:
         r["ratio"] = r["ess_s"] / nuts if r["sampler"] != "NUTS" and nuts > 0 else float("nan")
@@ -264,7 +188,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=None, help="run the cases whose name contains this")
     parser.add_argument("--quick", action="store_true", help="2 chains x (300 + 300)")
-    parser.add_argument("--no-smc", action="store_true", help="skip BlackJAX's tempered SMC")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--case-json", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -273,7 +196,7 @@ def main(argv=None):
     if args.case_json:
         case = next(c for c in all_cases if c.name == args.only)
         with open(args.case_json, "w") as f:
-            json.dump(run_case(case, sizes, args.seed, not args.no_smc), f)
+            json.dump(run_case(case, sizes, args.seed), f)
         return
     chosen = [c for c in all_cases if not args.only or args.only in c.name]
     rows, start = [], time.perf_counter()
@@ -283,7 +206,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "case.json")
             cmd = [sys.executable, os.path.abspath(__file__), "--only", case.name, "--case-json", out,
-                   "--seed", str(args.seed)] + (["--quick"] if args.quick else []) + (["--no-smc"] if args.no_smc else [])
+                   "--seed", str(args.seed)] + (["--quick"] if args.quick else [])
             subprocess.run(cmd, check=True)
             with open(out) as f:
                 done = json.load(f)
@@ -304,8 +227,7 @@ def main(argv=None):
               "`MCMC.run`, compilation included. ESS / 1k evals: per model evaluation (gradients and potentials).",
               "- **global accept**: how often SL's global move left the current point after warmup (0 when it was "
               "switched off); **warned**: the end-of-warmup warning that global moves were useless.",
-              "- **SMC**: one run of BlackJAX's adaptive tempered SMC (no chains, so no R-hat or ESS); wall s "
-              "includes its compilation.", ""]
+              ""]
     name = "high_dimension" + ("_quick" if args.quick else "") + (f"_{args.only.split(',')[0][:12]}" if args.only else "")
     name = "".join(c if c.isalnum() or c == "_" else "_" for c in name) + ".md"
     path = os.path.join(HERE, "results", name)

@@ -99,12 +99,12 @@ def _cell_rows(case, result):
         rows.append([case.name, name, accuracy, err, _fmt(row["min ESS bulk"], ".0f"), _fmt(row["max R-hat"], ".3f"),
                      str(row["divergences"]), _fmt(row["wall s"], ".1f"), _fmt(row["compile s"], ".1f"),
                      _fmt(row["ESS/s"], ".1f"), ratio_cell,
-                     _fmt(row["ESS per 1k model evals"], ".2f"), _fmt(row.get("SL accept"), ".3f"), khat])
+                     _fmt(row["ESS per 1k model evals"], ".2f"), _fmt(row.get("global accept"), ".3f"), khat])
     return rows
 
 
 HEADER = ["case", "sampler", "max z / sd ratio", "max mode error (in MCSE)", "min ESS", "max R-hat", "div.",
-          "wall s", "compile s", "ESS/s", "ESS/s vs NUTS", "ESS / 1k evals", "SL accept", "max k̂"]
+          "wall s", "compile s", "ESS/s", "ESS/s vs NUTS", "ESS / 1k evals", "global accept", "max k̂"]
 
 
 def _table(rows):

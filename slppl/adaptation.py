@@ -5,8 +5,8 @@ flowMC-style, in phases driven by the step counter ``i`` (NumPyro never signals 
 1. **explore** (``i < num_explore``): a population of local chains (walkers), started from
    dispersed points, runs NumPyro's own NUTS with its step-size and mass-matrix adaptation; the
    second half of their draws fills a buffer. With a model, the walkers first run on the tempered
-   posterior ``prior·likelihood^β``, ``β`` rising geometrically from ``β₀`` to 1 over the first
-   third of exploration (``β₀ = 1/sd`` of the log likelihood over the walkers' prior draws, as
+   posterior ``prior·likelihood^β``, ``β`` rising geometrically from ``β₀`` to 1 over NumPyro's
+   initial fast adaptation window (the first 30 % of exploration) (``β₀ = 1/sd`` of the log likelihood over the walkers' prior draws, as
    adaptive tempered SMC's first step): in high dimension a mode's basin of attraction from prior
    draws can be vanishingly small (the seeds' two-component family in d = 512: each start falls in
    the light mode's with probability ~0.005), while at small ``β`` the walkers move between modes;
@@ -49,11 +49,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc import hmc
+from numpyro.infer.hmc_util import build_adaptation_schedule
 
 from ._random import categorical
 from .denoisers.fit import DEFAULT_COMPONENTS, fit_gaussian, fit_laplace, fit_mixture, max_components, reweight
 from .denoisers.mixture import MixtureDenoiser, MixtureParams
 from .kernel import imh_proposal
+from .partial_path import partial_path_move
 from .trajectory import conditional_path, path_log_aux
 
 __all__ = ["AdaptiveState", "FAMILIES", "Schedule", "schedule", "init", "build_kernel", "make_local_kernel", "MIN_WARMUP"]
@@ -79,10 +81,15 @@ LOCAL_THRESHOLD = 0.9
 # on its exact local moves, at their cost). Measured: logistic regression d = 300 left it at 0.000
 # of steps, the seeds' family d = 128 with a full-covariance fit at 0.088 (wrong weights, no warning).
 GLOBAL_THRESHOLD = 0.05
+# Partial-path moves (slppl.partial_path) join the composite step from the refit on when the global
+# moves left the current point in fewer than this share of the steps before it, and stay after
+# warmup if they still did in the steps after it. Their restart time is adapted (Robbins–Monro on
+# log t_r) during the second half of warmup toward PARTIAL_TARGET, then frozen.
+PARTIAL_THRESHOLD = 0.5
+PARTIAL_TARGET = 0.5
 EXPLORE, FIT, COMPOSITE = 0, 1, 2
-# Tempered exploration: β₀ is kept in [MIN_BETA, 1]; it reaches 1 after this share of exploration.
+# Tempered exploration: β₀ is kept in [MIN_BETA, 1].
 MIN_BETA = 1e-3
-ANNEAL_SHARE = 1 / 3
 # Defensive mixture importance sampling (Hesterberg 1995): a share of every proposal comes from a
 # wide Gaussian, N(0, DEFENSIVE_SCALE²·I) in whitened coordinates, which bounds the weights
 # wherever it covers the target. Alone it did not unstick the eight-schools chain that 8 proposals
@@ -122,6 +129,13 @@ class AdaptiveState(NamedTuple):
         network: the residual network's arrays with ``denoiser="learned"`` (zero until the refit
             trains it), else ``()``.
         log_beta0: ``log β₀``, the walkers' first inverse temperature (0: no tempering).
+        use_partial: whether partial-path moves run (see ``PARTIAL_THRESHOLD``).
+        log_restart: ``log t_r``, the partial-path moves' restart time (whitened units).
+        partial_accept_prob: acceptance probability of the last partial-path move.
+        jump_stats: ``[Σ|Δu|² of partial-path moves, their potential evaluations, Σ|Δu|² of local
+            moves, their gradient evaluations]`` over the second half of warmup (``u`` whitened):
+            partial-path moves stay after warmup only if they move the chain at least as far per
+            model evaluation as the local moves.
     """
 
     i: Any
@@ -145,6 +159,10 @@ class AdaptiveState(NamedTuple):
     network: Any = ()
     log_beta0: Any = 0.0
     use_global: Any = True
+    use_partial: Any = False
+    log_restart: Any = 0.0
+    partial_accept_prob: Any = 0.0
+    jump_stats: Any = ()
 
 
 class Schedule(NamedTuple):
@@ -258,6 +276,10 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
         network=_zero_network(d, dtype)[0] if learned else (),
         log_beta0=log_beta0,
         use_global=jnp.ones((), bool),
+        use_partial=jnp.zeros((), bool),
+        log_restart=zero,
+        partial_accept_prob=zero,
+        jump_stats=jnp.zeros(4, dtype),
     )
 
 
@@ -316,7 +338,13 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
     """
     family_components = FAMILIES[family]
     moves = 1 if num_local is None else num_local
-    anneal_steps = max(1, int(sched.num_explore * ANNEAL_SHARE))
+    # Partial-path moves need the proposal's own tilted measure, i.e. exactly drawn paths.
+    partial_moves = bool(integrator.exact) and family != "learned"
+    # Annealing ends with NumPyro's initial fast window (step size only): its mass-matrix windows
+    # then see draws at β = 1 only. With an annealing over the first third of exploration instead,
+    # the windows mixed tempered draws in and the chain's NUTS needed 1,023 leapfrog steps per
+    # move on a logistic regression in d = 300 (15 without tempering).
+    anneal_steps = build_adaptation_schedule(sched.num_explore)[0].end + 1
     window = max(1, sched.refit - sched.num_explore - 1)
 
     def num_buffer_rows(state):
@@ -396,7 +424,50 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
                 num_grad_evals=jnp.zeros((), jnp.int32), num_potential_evals=jnp.zeros((), jnp.int32),
             )
 
-        return jax.lax.cond(state.use_global, partial(sl_move, potential_fn=potential_fn), skip, state)
+        z_before = state.z
+        state = jax.lax.cond(state.use_global, partial(sl_move, potential_fn=potential_fn), skip, state)
+        if partial_moves:
+            state = jax.lax.cond(state.use_partial, partial(partial_move, potential_fn=potential_fn),
+                                 lambda s: s._replace(partial_accept_prob=jnp.zeros_like(s.partial_accept_prob)), state)
+        moved = jnp.any(jnp.asarray([jnp.any(a != b) for a, b in zip(jax.tree_util.tree_leaves(state.z),
+                                                                     jax.tree_util.tree_leaves(z_before))]))
+
+        def sync(walkers):
+            # The chain's NUTS state needs ∇U at the point the global moves accepted.
+            pe_, grad = jax.value_and_grad(potential_fn)(state.z)
+            return _set_slot(walkers, 0, _slot(walkers, 0)._replace(z=state.z, z_grad=grad, potential_energy=pe_))
+
+        synced = local_on(state) & moved
+        walkers = jax.lax.cond(synced, sync, lambda w: w, state.walkers)
+        return state._replace(walkers=walkers, num_grad_evals=state.num_grad_evals + synced.astype(jnp.int32))
+
+    def partial_move(state, potential_fn):
+        key, k_move = jax.random.split(state.rng_key)
+        flat, unravel = ravel_pytree(state.z)
+        dtype = flat.dtype
+        u = jax.scipy.linalg.solve_triangular(state.chol, flat - state.shift, lower=True)
+
+        def to_x(u_):
+            return unravel((state.shift + state.chol @ u_).astype(dtype))
+
+        move = partial_path_move(k_move, u, state.log_weight, state.mixture, jnp.exp(state.log_restart),
+                                 lambda u_: potential_fn(to_x(u_)), num_proposals)
+        z = jax.tree_util.tree_map(lambda a, b: jnp.where(move.accept, a, b), to_x(move.x), state.z)
+        # Robbins–Monro on log t_r during the second half of warmup: a higher restart time when
+        # the move is refused too often (more local), a lower one when it is accepted easily.
+        n = state.i - sched.refit
+        adapting = (state.i > sched.refit) & (state.i < sched.num_warmup)
+        step = jnp.where(adapting, jnp.maximum(n, 1).astype(dtype) ** -0.6, 0.0)
+        log_restart = jnp.clip(state.log_restart - step * (move.accept_prob - PARTIAL_TARGET), -10.0, 12.0)
+        jump = jnp.where(move.accept, jnp.sum((move.x - u) ** 2), 0.0)
+        stats = state.jump_stats + jnp.where(adapting, jnp.stack([jump, num_proposals, 0.0, 0.0]), 0.0).astype(dtype)
+        return state._replace(
+            z=z, potential_energy=jnp.where(move.accept, move.potential_energy, state.potential_energy),
+            log_weight=jnp.where(move.accept, move.log_weight, state.log_weight), rng_key=key, jump_stats=stats,
+            partial_accept_prob=move.accept_prob.astype(dtype), log_restart=log_restart.astype(dtype),
+            diverging=state.diverging | move.diverging,
+            num_potential_evals=state.num_potential_evals + num_proposals,
+        )
 
     def sl_move(state, potential_fn):
         key, k_global, k_keep = jax.random.split(state.rng_key, 3)
@@ -429,13 +500,6 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         collecting = (state.i > sched.num_explore) & (state.i < sched.refit)
         buffer = jax.lax.cond(collecting, collect, lambda b: b, state.buffer)
 
-        def sync(walkers):
-            # The chain's NUTS state needs ∇U at the point the global move accepted.
-            pe_, grad = jax.value_and_grad(potential_fn)(z)
-            return _set_slot(walkers, 0, _slot(walkers, 0)._replace(z=z, z_grad=grad, potential_energy=pe_))
-
-        synced = local_on(state) & move.accept
-        walkers = jax.lax.cond(synced, sync, lambda w: w, state.walkers)
         # Global moves so far in this phase (warmup: after the fit, the refit step not counted).
         start_of_phase = jnp.where(state.i < sched.num_warmup, sched.num_explore + 1 + (state.i > sched.refit), sched.num_warmup)
         n = state.i + 1 - start_of_phase
@@ -443,10 +507,10 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         mean_accept = mean_accept + (move.accept_prob - mean_accept) / jnp.maximum(n, 1)
         return state._replace(
             z=z, potential_energy=pe, log_weight=jnp.where(move.accept, move.log_weight, state.log_weight),
-            walkers=walkers, rng_key=key, buffer=buffer, accept_prob=move.accept_prob,
+            rng_key=key, buffer=buffer, accept_prob=move.accept_prob,
             mean_accept_prob=mean_accept.astype(dtype),
             diverging=move.diverging, proposal_log_weight=move.proposal_log_weight,
-            num_grad_evals=synced.astype(jnp.int32),
+            num_grad_evals=jnp.zeros((), jnp.int32),
             num_potential_evals=jnp.asarray(num_proposals, jnp.int32),
         )
 
@@ -455,6 +519,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         dtype = state.potential_energy.dtype
         exploring = state.i < sched.num_explore
         annealing = state.i < anneal_steps
+        reheat = state.i <= anneal_steps
         if tempered is not None:
             # One NUTS program for walkers and chain: at β = 1 the tempered potential is the target's.
             beta = jnp.where(annealing, jnp.exp(state.log_beta0 * (1.0 - state.i / anneal_steps)), 1.0)
@@ -465,12 +530,14 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
             slot = jnp.where(exploring, j, 0)
             w = _slot(walkers, slot)
             if tempered is not None:
-                # β changed since the walker's last move: its energy and gradient are re-evaluated.
-                w = jax.lax.cond(annealing, lambda w: _at_temperature(w, potential_fn), lambda w: w, w)
+                # β changed since the walker's last move (also at the first step at β = 1): its
+                # energy and gradient are re-evaluated, or NUTS compares against a stale energy and
+                # rejects every move.
+                w = jax.lax.cond(reheat, lambda w: _at_temperature(w, potential_fn), lambda w: w, w)
             w = local_kernel.sample(w, (potential_fn,), {})
             walkers = _set_slot(walkers, slot, w)
             return walkers, _LocalStats(
-                stats.grads + w.num_steps.astype(jnp.int32) + (annealing & (tempered is not None)).astype(jnp.int32),
+                stats.grads + w.num_steps.astype(jnp.int32) + (reheat & (tempered is not None)).astype(jnp.int32),
                 stats.accept + w.accept_prob.astype(dtype), stats.diverging | w.diverging,
             )
 
@@ -511,12 +578,20 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
             # needed by a global move to come).
             chain = _slot(state.walkers, 0)
             key, k_path = jax.random.split(state.rng_key)
+            delta = ravel_pytree(chain.z)[0] - ravel_pytree(state.z)[0]
+            jump = jnp.sum(jax.scipy.linalg.solve_triangular(state.chol, delta, lower=True) ** 2)
+            measuring = (state.i > sched.refit) & (state.i < sched.num_warmup)
+            stats = state.jump_stats + jnp.where(measuring, jnp.stack([0.0, 0.0, jump, stats_grads]), 0.0).astype(dtype)
+            state = state._replace(jump_stats=stats)
             state = state._replace(z=chain.z, potential_energy=chain.potential_energy.astype(state.potential_energy.dtype),
                                    rng_key=key)
-            log_weight = jax.lax.cond(state.use_global, lambda: _refreshed_weight(k_path, state, integrator, times),
+            log_weight = jax.lax.cond(state.use_global | state.use_partial,
+                                      lambda: _refreshed_weight(k_path, state, integrator, times),
                                       lambda: state.log_weight)
             return state._replace(log_weight=log_weight)
 
+        dtype = state.potential_energy.dtype
+        stats_grads = stats.grads.astype(dtype)
         state = jax.lax.cond(local_on(state), refresh, lambda s: s, state)
         itr = state.i + 1
         end_of_warmup = itr == sched.num_warmup
@@ -524,8 +599,18 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         if num_local is None:
             # Frozen from here on: the warmup's own acceptance decides whether local moves pay.
             new_use_local = jnp.where(end_of_warmup, state.mean_accept_prob < LOCAL_THRESHOLD, new_use_local)
+        if partial_moves:
+            # The global moves' acceptance before the refit (then after it) decides whether
+            # partial-path moves join (then stay).
+            poor = state.mean_accept_prob < PARTIAL_THRESHOLD
+            use_partial = jnp.where(itr == sched.refit, poor, state.use_partial)
+            jumps = state.jump_stats
+            per_eval = jumps[0] / jnp.maximum(jumps[1], 1.0) >= jumps[2] / jnp.maximum(jumps[3], 1.0)
+            pays = per_eval | ~local_on(state)
+            state = state._replace(use_partial=jnp.where(end_of_warmup, use_partial & poor & pays, use_partial))
         useless = end_of_warmup & (state.mean_accept_prob < GLOBAL_THRESHOLD)
-        jax.debug.callback(_warn_if_useless, useless, state.mean_accept_prob, moves)
+        jax.debug.callback(_warn_if_useless, useless, state.mean_accept_prob, moves, state.use_partial,
+                           state.log_restart)
         # Without local moves the chain has nothing else: global moves then stay, however rare.
         new_use_global = state.use_global & ~(useless & (moves > 0))
         return state._replace(
@@ -571,11 +656,15 @@ def _warn_if_failed(failed, num_finite):
         )
 
 
-def _warn_if_useless(useless, mean_accept, num_local):
+def _warn_if_useless(useless, mean_accept, num_local, use_partial, log_restart):
     if np.any(useless):
         rate = float(np.min(mean_accept))
+        partial_moves = (
+            f" and partial-path moves (restart time t_r = {float(np.exp(np.max(log_restart))):.3g}, local jumps)"
+            if np.any(use_partial) else ""
+        )
         action = (
-            "The chain runs on its local NUTS moves, which keep it exact, and the global moves are "
+            f"The chain runs on its local NUTS moves{partial_moves}, which keep it exact, and the global moves are "
             "switched off for sampling (their cost saved), so expect NUTS's mixing: no jumps between modes."
             if num_local > 0 else
             "With num_local=0 the global moves are all the chain has: its draws will be nearly constant."

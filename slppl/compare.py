@@ -322,7 +322,11 @@ def _row(name, run, draws):
         "ESS per 1k model evals": 1000 * bulk.min() / evals if evals > 0 else np.nan,
     }
     if "accept_prob" in run.fields and "num_steps" not in run.fields:
-        row["SL accept"] = float(np.mean(run.fields["accept_prob"]))
+        # How often SL's global move left the current point after warmup (0 where warmup found
+        # it useless and switched it off), and its partial-path moves' where they ran.
+        row["global accept"] = float(np.mean(run.fields["accept_prob"]))
+        if "partial_accept_prob" in run.fields:
+            row["partial accept"] = float(np.mean(run.fields["partial_accept_prob"]))
     return row
 
 
@@ -438,7 +442,7 @@ def compare(model, *model_args, samplers=None, reference=None, modes=None, num_w
         with a NaN/Inf); ``ESS/s`` (min bulk ESS over the whole wall time) and ``ESS/s sampling``;
         ``grad evals`` (NUTS's leapfrog steps; SL's walkers' and local moves' gradients),
         ``potential evals`` (SL's path weights), ``denoiser calls`` and ``ESS per 1k model evals``
-        (gradient plus potential evaluations); ``SL accept``; with a reference, ``max z``
+        (gradient plus potential evaluations); ``global accept`` and ``partial accept`` (SL's moves); with a reference, ``max z``
         (``|mean − ref|/ref_sd``), ``max z / MCSE``, ``sd ratio`` range, ``max W1`` (with
         reference draws); with modes, ``min mode ESS`` (of the mode indicators: a chain that never
         changes mode has a fine ESS per coordinate) and, with true weights, ``max mode error``

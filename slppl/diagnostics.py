@@ -175,7 +175,15 @@ def check_sl(mcmc, warn=True, threshold=KHAT_THRESHOLD):
     table.index.name = "chain"
     if warn:
         for c, row in table.iterrows():
-            if all_diverged[c]:
+            if all_diverged[c] and row.diverging == 0.0:
+                # No proposal and no NaN: SL(model) switched its global moves off at the end of warmup.
+                warnings.warn(
+                    f"chain {c}: SL's global moves were switched off after warmup, where they almost never "
+                    "left the current point (the end-of-warmup RuntimeWarning gave the rate); the chain ran on "
+                    "its local moves: exact, but with NUTS's mixing and no jumps between modes.",
+                    stacklevel=2,
+                )
+            elif all_diverged[c]:
                 warnings.warn(
                     f"chain {c}: every SL proposal diverged (NaN/Inf from the denoiser or the model); the chain "
                     "never moved by SL. Check the model's potential at the denoiser's draws and the denoiser's "

@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 
 from .trajectory import FINALS, sample_trajectory
 
-__all__ = ["SLState", "Move", "init", "build_kernel", "imh_proposal", "CORRECTIONS"]
+__all__ = ["SLState", "Move", "init", "build_kernel", "imh_proposal", "isir_select", "CORRECTIONS"]
 
 # Proposals evaluated together (vmapped) in a loop over chunks: with several host devices XLA's CPU
 # batched triangular solve (a MultivariateNormal's log density) was several times slower over 32
@@ -238,20 +238,46 @@ def imh_proposal(
         states = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (num_proposals,) + jnp.shape(a)), denoiser_state)
     else:
         xs, pes, log_weights, divergings, states = jax.vmap(propose)(jax.random.split(key_traj, num_proposals))
-    proposal_log_weight = jnp.where(divergings, -jnp.inf, log_weights)
     if correction == "mh":
-        logits = jnp.concatenate([jnp.reshape(jnp.asarray(log_weight, dtype), (1,)), proposal_log_weight])
-        # A current point of weight −inf (no path yet) is left for any finite proposal.
-        logits = jnp.where(jnp.isnan(logits), -jnp.inf, logits)
-        probs = jax.nn.softmax(logits)
-        stay = jnp.where(jnp.all(jnp.isinf(logits) & (logits < 0)), 1.0, probs[0])
-        pick = jax.random.categorical(key_accept, logits)
-        accept = (pick > 0) & jnp.isfinite(logits[pick])
-        chosen = jnp.maximum(pick - 1, 0)
-    else:
-        chosen = jnp.argmax(~divergings)
-        accept = ~divergings[chosen]
-        stay = jnp.where(accept, 0.0, 1.0)
+        return isir_select(key_accept, log_weight, xs, pes, log_weights, divergings, states)
+    proposal_log_weight = jnp.where(divergings, -jnp.inf, log_weights)
+    chosen = jnp.argmax(~divergings)
+    accept = ~divergings[chosen]
+
+    def take(a):
+        return a[chosen]
+
+    return Move(
+        accept, xs[chosen], pes[chosen], log_weights[chosen], accept.astype(dtype), jnp.any(divergings),
+        proposal_log_weight, jax.tree_util.tree_map(take, states), xs,
+    )
+
+
+def isir_select(rng_key, log_weight, xs, pes, log_weights, divergings, states=()):
+    """The i-SIR step: the next point among the current one (log weight ``log_weight``) and the
+    ``K`` proposals ``xs``, with probability proportional to the weights. Returns a :class:`Move`.
+
+    Exact for any proposal whose weights are the target's density over the proposal's (up to one
+    constant): a Gibbs step on the index of an ensemble of one target draw and ``K`` proposal
+    draws (Andrieu, Lee & Vihola 2018).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> move = isir_select(jax.random.PRNGKey(0), -jnp.inf, jnp.ones((2, 3)), jnp.zeros(2),
+        ...                    jnp.zeros(2), jnp.zeros(2, bool))
+        >>> bool(move.accept), float(move.accept_prob)   # a current point without weight is always left
+        (True, 1.0)
+    """
+    dtype = log_weights.dtype
+    proposal_log_weight = jnp.where(divergings, -jnp.inf, log_weights)
+    logits = jnp.concatenate([jnp.reshape(jnp.asarray(log_weight, dtype), (1,)), proposal_log_weight])
+    # A current point of weight −inf (no path yet) is left for any finite proposal.
+    logits = jnp.where(jnp.isnan(logits), -jnp.inf, logits)
+    probs = jax.nn.softmax(logits)
+    stay = jnp.where(jnp.all(jnp.isinf(logits) & (logits < 0)), 1.0, probs[0])
+    pick = jax.random.categorical(rng_key, logits)
+    accept = (pick > 0) & jnp.isfinite(logits[pick])
+    chosen = jnp.maximum(pick - 1, 0)
 
     def take(a):
         return a[chosen]

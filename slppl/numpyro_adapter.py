@@ -142,7 +142,8 @@ class SL(MCMCKernel):
     def default_fields(self):
         fields = ("z", "diverging", "accept_prob", "potential_energy")
         if self.family is not None:
-            fields += ("proposal_log_weight", "num_grad_evals", "num_potential_evals", "local_accept_prob")
+            fields += ("proposal_log_weight", "num_grad_evals", "num_potential_evals", "local_accept_prob",
+                       "partial_accept_prob")
         return fields
 
     def get_diagnostics_str(self, state):

@@ -300,13 +300,16 @@ def _shell_model():
 def test_useless_global_moves_warn_and_stop_for_sampling():
     mcmc = MCMC(SL(_shell_model), num_warmup=200, num_samples=100, progress_bar=False)
     with pytest.warns(RuntimeWarning, match="global moves left the current point in"):
-        mcmc.run(jax.random.PRNGKey(0), extra_fields=("accept_prob", "num_potential_evals", "local_accept_prob"))
+        mcmc.run(jax.random.PRNGKey(0), extra_fields=("accept_prob", "num_potential_evals", "local_accept_prob",
+                                                     "proposal_log_weight", "diverging"))
     fields = mcmc.get_extra_fields()
     # Sampling pays for no proposals; the local moves carry the chain, and it stays on the shell.
     assert int(np.sum(fields["num_potential_evals"])) == 0
     assert float(np.mean(fields["accept_prob"])) == 0.0
     assert float(np.mean(fields["local_accept_prob"])) > 0.5
     x = np.asarray(mcmc.get_samples()["x"])
+    with pytest.warns(UserWarning, match="switched off"):
+        check_sl(mcmc)
     assert np.all(np.abs(np.linalg.norm(x, axis=1) - 5.0) < 0.01)
     assert len(np.unique(x[:, 0])) > 50  # the chain moves
 
