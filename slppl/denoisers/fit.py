@@ -98,7 +98,10 @@ def usable_components(components, n, d, covariance_type="full"):
 def _candidates(components, n, d, covariance_types):
     """``{type: usable numbers of components}`` over the types that fit at all (see
     :func:`usable_components`); the simplest type stays when none does."""
-    usable = {c: tuple(k for k in components if num_parameters(c, k, d) <= n) for c in covariance_types}
+    # The scaled type's shared covariance is Ledoit–Wolf shrunk, estimable from fewer draws than its
+    # d(d+1)/2 entries (BIC still counts them): only its per-component parameters must fit in n.
+    shared = {c: d * (d + 1) / 2 if c == "scaled" else 0 for c in covariance_types}
+    usable = {c: tuple(k for k in components if num_parameters(c, k, d) - shared[c] <= n) for c in covariance_types}
     usable = {c: ks for c, ks in usable.items() if ks}
     if not usable:
         simplest = min(covariance_types, key=lambda c: num_parameters(c, min(components), d))
