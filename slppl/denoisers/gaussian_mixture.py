@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 from ..layout import flat_potential, flatten_draws
-from .fit import DEFAULT_COMPONENTS, fit_mixture, reweight
+from .fit import COVARIANCE_TYPES, DEFAULT_COMPONENTS, fit_mixture, reweight
 from .mixture import MixtureDenoiser
 
 
@@ -36,6 +36,7 @@ class GaussianMixture(MixtureDenoiser):
         *,
         potential_fn=None,
         components=DEFAULT_COMPONENTS,
+        covariance_types=COVARIANCE_TYPES,
         num_restarts=3,
         num_iters=50,
         num_reweight=128,
@@ -53,6 +54,8 @@ class GaussianMixture(MixtureDenoiser):
                 :func:`slppl.flatten_draws`).
             potential_fn: ``U = −log π`` on the flat vector, if there is no model.
             components: candidate numbers of components for BIC.
+            covariance_types: candidate covariance types for BIC (``"full"``, ``"diag"``,
+                ``"spherical"``, ``"scaled"``; see :func:`~slppl.denoisers.fit.fit_mixture`).
             num_restarts, num_iters: EM restarts (k-means++) and iterations per candidate.
             num_reweight: importance draws per component for the weights.
 
@@ -67,7 +70,7 @@ class GaussianMixture(MixtureDenoiser):
         """
         x = flatten_draws(draws, model, *model_args, **(model_kwargs or {}))
         key_fit, key_weights = jax.random.split(rng_key)
-        fit = fit_mixture(key_fit, x, components, num_restarts, num_iters)
+        fit = fit_mixture(key_fit, x, components, num_restarts, num_iters, tuple(covariance_types))
         if model is not None and potential_fn is None:
             potential_fn = flat_potential(model, *model_args, **(model_kwargs or {}))[0]
         if potential_fn is not None:
