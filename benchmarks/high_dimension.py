@@ -172,8 +172,9 @@ def _z_against(samples, reference):
     for k, ref in reference.items():
         if k not in samples:
             continue
-        a = np.asarray(samples[k]).reshape(-1, *np.shape(ref)[1:])
-        r = np.asarray(ref)
+        # Draws grouped by chain: (chains, draws, *event) → (chains·draws, event size).
+        r = np.asarray(ref).reshape(np.shape(ref)[0] * np.shape(ref)[1], -1)
+        a = np.asarray(samples[k]).reshape(r.shape[0] if np.size(samples[k]) == r.size else -1, r.shape[1])
         z.append(np.max(np.abs(a.mean(0) - r.mean(0)) / r.std(0)))
     return float(max(z))
 
@@ -214,6 +215,10 @@ def main(argv=None):
         print(f"{case.name}: {time.perf_counter() - t:.0f} s", flush=True)
         for r in done:
             print(" | ".join(_line(r)), flush=True)
+        _write(rows, sizes, args, start)
+
+
+def _write(rows, sizes, args, start):
     env = (f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, jax {jax.__version__}, "
            f"numpyro {numpyro.__version__}, arviz {az.__version__}, float64, {time.strftime('%Y-%m-%d')}; "
            f"{sizes['num_chains']} chains x ({sizes['num_warmup']} warmup + {sizes['num_samples']} draws), parallel, "
