@@ -6,8 +6,8 @@ flowMC-style, in phases driven by the step counter ``i`` (NumPyro never signals 
    dispersed points, runs NumPyro's own NUTS with its step-size and mass-matrix adaptation; the
    second half of their draws fills a buffer. With a model, the walkers first run on the tempered
    posterior ``prior·likelihood^β``, ``β`` rising geometrically from ``β₀`` to 1 over NumPyro's
-   initial fast adaptation window (the first 30 % of exploration) (``β₀ = 1/sd`` of the log likelihood over the walkers' prior draws, as
-   adaptive tempered SMC's first step): in high dimension a mode's basin of attraction from prior
+   initial fast adaptation window (the first 30 % of exploration); ``β₀ = 1/sd`` of the log
+   likelihood over the walkers' prior draws, as adaptive tempered SMC's first step. In high dimension a mode's basin of attraction from prior
    draws can be vanishingly small (the seeds' two-component family in d = 512: each start falls in
    the light mode's with probability ~0.005), while at small ``β`` the walkers move between modes;
    draws are buffered only at ``β = 1``, and the fit's weights come from the target anyway;
