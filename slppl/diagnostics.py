@@ -171,11 +171,13 @@ def check_sl(mcmc, warn=True, threshold=KHAT_THRESHOLD):
         all_diverged = ~np.isfinite(lw.reshape(lw.shape[0], -1)).any(1)
     else:
         khat, all_diverged = np.full(accept.shape, np.nan), diverging == 1.0
+    # SL(model) records whether its global moves ran (off when warmup found them useless).
+    switched_off = ~np.asarray(extra["use_global"]).any(1) if "use_global" in extra else np.zeros(accept.shape, bool)
     table = pd.DataFrame({"pareto_k": khat, "accept_prob": accept, "diverging": diverging})
     table.index.name = "chain"
     if warn:
         for c, row in table.iterrows():
-            if all_diverged[c] and row.diverging == 0.0:
+            if switched_off[c]:
                 # No proposal and no NaN: SL(model) switched its global moves off at the end of warmup.
                 warnings.warn(
                     f"chain {c}: SL's global moves were switched off after warmup, where they almost never "

@@ -143,7 +143,7 @@ class SL(MCMCKernel):
         fields = ("z", "diverging", "accept_prob", "potential_energy")
         if self.family is not None:
             fields += ("proposal_log_weight", "num_grad_evals", "num_potential_evals", "local_accept_prob",
-                       "partial_accept_prob")
+                       "partial_accept_prob", "use_global")
         return fields
 
     def get_diagnostics_str(self, state):
