@@ -60,6 +60,7 @@ bench-extra: $(STAMP)
 	$(PY) benchmarks/repeated_runs.py
 	$(PY) benchmarks/adaptive_vs_nuts.py
 	$(PY) benchmarks/compile_costs.py
+	$(PY) benchmarks/high_dimension.py
 
 # The documentation site (mkdocs-material + mkdocstrings), warnings as errors; writes site/.
 docs: $(STAMP)
