@@ -443,13 +443,8 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
 
     def partial_move(state, potential_fn):
         key, k_move = jax.random.split(state.rng_key)
-        flat, unravel = ravel_pytree(state.z)
-        dtype = flat.dtype
-        u = jax.scipy.linalg.solve_triangular(state.chol, flat - state.shift, lower=True)
-
-        def to_x(u_):
-            return unravel((state.shift + state.chol @ u_).astype(dtype))
-
+        dtype = state.potential_energy.dtype
+        u, to_x = _whitened(state)
         move = partial_path_move(k_move, u, state.log_weight, state.mixture, jnp.exp(state.log_restart),
                                  lambda u_: potential_fn(to_x(u_)), num_proposals)
         z = jax.tree_util.tree_map(lambda a, b: jnp.where(move.accept, a, b), to_x(move.x), state.z)
@@ -471,12 +466,9 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
 
     def sl_move(state, potential_fn):
         key, k_global, k_keep = jax.random.split(state.rng_key, 3)
-        flat, unravel = ravel_pytree(state.z)
+        flat, _ = ravel_pytree(state.z)
         dtype = flat.dtype
-
-        def to_x(u):
-            return unravel((state.shift + state.chol @ u).astype(dtype))
-
+        _, to_x = _whitened(state)
         move = imh_proposal(
             k_global, state.log_weight, _denoiser(state), (),
             lambda u: potential_fn(to_x(u)), jnp.asarray(times, dtype), integrator, dim=flat.shape[0],
@@ -609,8 +601,9 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
             pays = per_eval | ~local_on(state)
             state = state._replace(use_partial=jnp.where(end_of_warmup, use_partial & poor & pays, use_partial))
         useless = end_of_warmup & (state.mean_accept_prob < GLOBAL_THRESHOLD)
-        jax.debug.callback(_warn_if_useless, useless, state.mean_accept_prob, moves, state.use_partial,
-                           state.log_restart)
+        # A host callback only when it warns, not on every sampling step.
+        jax.lax.cond(useless, lambda: jax.debug.callback(_warn_if_useless, useless, state.mean_accept_prob, moves,
+                                                         state.use_partial, state.log_restart), lambda: None)
         # Without local moves the chain has nothing else: global moves then stay, however rare.
         new_use_global = state.use_global & ~(useless & (moves > 0))
         return state._replace(
@@ -740,12 +733,23 @@ def _train_residual(rng_key, base, u, potential_u, integrator, times):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), trained, zero)
 
 
+def _whitened(state):
+    """``(u, to_x)``: the current point in whitened coordinates and the map back to the model's
+    (``x = shift + chol·u``, unravelled)."""
+    flat, unravel = ravel_pytree(state.z)
+    u = jax.scipy.linalg.solve_triangular(state.chol, flat - state.shift, lower=True)
+
+    def to_x(u_):
+        return unravel((state.shift + state.chol @ u_).astype(flat.dtype))
+
+    return u, to_x
+
+
 def _refreshed_weight(rng_key, state, integrator, times):
     """Weight of the current point with a path drawn from its exact conditional (whitened coordinates)."""
-    flat, _ = ravel_pytree(state.z)
-    u = jax.scipy.linalg.solve_triangular(state.chol, flat - state.shift, lower=True)
+    u, _ = _whitened(state)
     k_path, k_aux = jax.random.split(rng_key)
-    times = jnp.asarray(times, flat.dtype)
+    times = jnp.asarray(times, u.dtype)
     path = conditional_path(k_path, u, times)
     log_aux, _ = path_log_aux(k_aux, _denoiser(state), times, integrator, path, u)
     log_weight = log_aux - state.potential_energy
