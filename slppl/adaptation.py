@@ -52,7 +52,8 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.hmc_util import build_adaptation_schedule
 
 from ._random import categorical
-from .denoisers.fit import DEFAULT_COMPONENTS, fit_gaussian, fit_laplace, fit_mixture, max_components, reweight
+from .denoisers.fit import (DEFAULT_COMPONENTS, fit_diagonal, fit_gaussian, fit_laplace, fit_mixture, max_components,
+                            num_parameters, reweight)
 from .denoisers.mixture import MixtureDenoiser, MixtureParams
 from .kernel import imh_proposal
 from .partial_path import partial_path_move
@@ -244,12 +245,13 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
         log_beta0 = _initial_log_beta(walker_z, tempered, dtype)
         walkers = jax.vmap(partial(_at_temperature, potential_fn=tempered(jnp.exp(log_beta0))))(walkers)
     # The fitted components (as many as the buffer can support) and the defensive one.
-    k_max = max_components(family_components, sched.num_slots * num_walkers, d) + 1
+    n = sched.num_slots * num_walkers
+    k_max = max_components(family_components, n, d) + 1
     mixture = MixtureParams(
         jnp.full((k_max,), -jnp.log(k_max), dtype),
         jnp.zeros((k_max, d), dtype),
         jnp.ones((k_max, d), dtype),
-        jnp.broadcast_to(jnp.eye(d, dtype=dtype), (k_max, d, d)),
+        None if _diagonal(family_components, learned, n, d) else jnp.broadcast_to(jnp.eye(d, dtype=dtype), (k_max, d, d)),
     )
     zero = jnp.zeros((), dtype)
     izero = jnp.zeros((), jnp.int32)
@@ -281,6 +283,14 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
         partial_accept_prob=zero,
         jump_stats=jnp.zeros(4, dtype),
     )
+
+
+def _diagonal(family_components, learned, n, d):
+    """Whether the fit is kept diagonal (:func:`slppl.denoisers.fit.fit_diagonal`): when not even a
+    one-component full covariance fits in the ``n`` buffered draws, the fit's components are
+    diagonal in their type's own coordinates anyway; there they cost O(K·d) per proposal instead of
+    O(K·d²), and O(K·d) memory (``d = 1000``: 72 MB of eigenvectors a chain otherwise). Static."""
+    return not learned and family_components != (1,) and num_parameters("full", min(family_components), d) > n
 
 
 def _initial_log_beta(walker_z, tempered, dtype):
@@ -377,21 +387,28 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         # Walkers that diverged or never moved leave non-finite rows; they must not enter the fit.
         good = jnp.all(jnp.isfinite(state.buffer), axis=1)
         fill = jnp.where(good[:, None], state.buffer, state.buffer[jnp.argmax(good)])
-        shift, cov = fit_gaussian(fill)
-        chol = jnp.linalg.cholesky(cov)
+        k_max = max_components(family_components, *fill.shape)
+        components = tuple(k for k in family_components if k <= k_max)
+        diagonal = _diagonal(family_components, family == "learned", *fill.shape)
+        if diagonal:
+            # The whitening is the chosen type's own map, so the components stay diagonal.
+            mixture, shift, chol = fit_diagonal(k_fit, fill, components)
+        else:
+            shift, cov = fit_gaussian(fill)
+            chol = jnp.linalg.cholesky(cov)
         # Walkers that never moved (every NUTS move diverged) leave a buffer of one point: the
         # fit is then meaningless, and the user must hear it now, not from a frozen chain.
         failed = ~jnp.all(jnp.isfinite(chol)) | ~jnp.any(good)
         jax.debug.callback(_warn_if_failed, failed & (state.i == sched.num_explore), jnp.sum(good))
-        # An explicit L⁻¹ (see fit._component_log_prob for why not a wide triangular solve).
-        linv = jax.scipy.linalg.solve_triangular(chol, jnp.eye(d, dtype=dtype), lower=True)
-        u = (fill - shift) @ linv.T
-        # Fitted in the model's coordinates, where a component's covariance has its structure
-        # (the seeds' isotropic modes are not isotropic after whitening by the overall covariance),
-        # then mapped to the whitened ones: a Gaussian mixture maps exactly.
-        k_max = max_components(family_components, *fill.shape)
-        mixture = fit_mixture(k_fit, fill, tuple(k for k in family_components if k <= k_max))
-        mixture = mixture._replace(means=(mixture.means - shift) @ linv.T, covs=linv @ mixture.covs @ linv.T)
+        if not diagonal:
+            # An explicit L⁻¹ (see fit._component_log_prob for why not a wide triangular solve).
+            linv = jax.scipy.linalg.solve_triangular(chol, jnp.eye(d, dtype=dtype), lower=True)
+            u = (fill - shift) @ linv.T
+            # Fitted in the model's coordinates, where a component's covariance has its structure
+            # (the seeds' isotropic modes are not isotropic after whitening by the overall
+            # covariance), then mapped to the whitened ones: a Gaussian mixture maps exactly.
+            mixture = fit_mixture(k_fit, fill, components)
+            mixture = mixture._replace(means=(mixture.means - shift) @ linv.T, covs=linv @ mixture.covs @ linv.T)
 
         def log_density_u(u_):
             return -potential_fn(unravel((shift + chol @ u_).astype(dtype)))
@@ -681,11 +698,11 @@ def _warn_if_useless(useless, mean_accept, num_local, use_partial, log_restart):
 def _with_defensive(fit):
     """The fitted mixture (whitened coordinates) with the wide defensive component appended."""
     d = fit.means.shape[1]
-    eye = jnp.eye(d, dtype=fit.means.dtype)
+    wide = DEFENSIVE_SCALE**2 * (jnp.ones(d, fit.means.dtype) if fit.covs.ndim == 2 else jnp.eye(d, dtype=fit.means.dtype))
     return fit._replace(
         log_weights=jnp.append(fit.log_weights + jnp.log1p(-DEFENSIVE_WEIGHT), jnp.log(DEFENSIVE_WEIGHT)),
         means=jnp.concatenate([fit.means, jnp.zeros((1, d), fit.means.dtype)]),
-        covs=jnp.concatenate([fit.covs, (DEFENSIVE_SCALE**2 * eye)[None]]),
+        covs=jnp.concatenate([fit.covs, wide[None]]),
     )
 
 

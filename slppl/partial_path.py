@@ -64,7 +64,7 @@ def partial_path_move(rng_key, x, log_weight, mixture, restart_time, potential_f
     logits, m_k, shrink = tilted_components(y, t, log_w, means, lam, vec)
     comp = categorical(key_comp, logits, (num_proposals,))
     z = jnp.sqrt(shrink[comp]) * normal(key_noise, (num_proposals, d), dtype)
-    xs = m_k[comp] + jnp.einsum("kij,kj->ki", vec[comp], z)
+    xs = m_k[comp] + (z if vec is None else jnp.einsum("kij,kj->ki", vec[comp], z))
 
     pes, log_weights = _evaluate(xs, potential_fn, MixtureDenoiser.from_params(mixture).log_prob, dtype)
     divergings = ~(jnp.all(jnp.isfinite(xs), -1) & jnp.isfinite(log_weights))

@@ -172,3 +172,23 @@ def test_flat_potential_matches_the_model_density():
     x = jnp.array([0.3, -1.0, 2.0])
     expected = -(dist.Normal(0.0, 1.0).log_prob(0.3) + dist.Normal(1.0, 2.0).log_prob(jnp.array([-1.0, 2.0])).sum())
     np.testing.assert_allclose(U(x), expected, rtol=1e-10)
+
+
+def test_diagonal_mixture_params_match_the_same_mixture_with_identity_eigenvectors():
+    """``eigvecs=None`` (the adaptive kernel's high-dimensional fits) is the same denoiser, in O(K·d)."""
+    from slppl.denoisers.mixture import MixtureDenoiser, MixtureParams
+
+    k, d = 3, 5
+    key = jax.random.PRNGKey(0)
+    log_w = jnp.log(jnp.array([0.2, 0.5, 0.3]))
+    means = jax.random.normal(key, (k, d))
+    var = jnp.exp(jax.random.normal(jax.random.PRNGKey(1), (k, d)))
+    diag = MixtureDenoiser.from_params(MixtureParams(log_w, means, var, None))
+    full = MixtureDenoiser.from_params(MixtureParams(log_w, means, var, jnp.broadcast_to(jnp.eye(d), (k, d, d))))
+    y, t, x = jnp.linspace(-1.0, 2.0, d), 0.7, jnp.linspace(0.5, -0.5, d)
+    for a, b in zip(diag.estimate_with_cov(key, y, t, ())[:2], full.estimate_with_cov(key, y, t, ())[:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(diag.log_prob(x), full.log_prob(x), rtol=1e-12)
+    np.testing.assert_allclose(diag.sample(key, 4), full.sample(key, 4), rtol=1e-12)
+    np.testing.assert_allclose(diag.sample_posterior(key, y, t, ()), full.sample_posterior(key, y, t, ()), rtol=1e-12)
+    np.testing.assert_allclose(diag.marginal_variance(), full.marginal_variance(), rtol=1e-12)

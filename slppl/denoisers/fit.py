@@ -36,7 +36,8 @@ from jax.scipy.special import logsumexp
 
 from .._random import normal
 
-__all__ = ["MixtureFit", "COVARIANCE_TYPES", "fit_gaussian", "fit_laplace", "fit_mixture", "reweight",
+__all__ = ["MixtureFit", "COVARIANCE_TYPES", "DIAGONAL_TYPES", "fit_diagonal", "fit_gaussian", "fit_laplace",
+           "fit_mixture", "reweight",
            "mixture_log_prob", "num_parameters", "usable_components"]
 
 DEFAULT_COMPONENTS = (1, 2, 4, 8)
@@ -52,7 +53,7 @@ class MixtureFit(NamedTuple):
     Fields:
         log_weights: ``(K,)``, ``−inf`` for padding.
         means: ``(K, d)``.
-        covs: ``(K, d, d)``.
+        covs: ``(K, d, d)``, or ``(K, d)`` diagonal variances (:func:`fit_diagonal`).
         num_components: how many components are in use (BIC's choice).
         log_likelihood: mean log likelihood of the draws under the fit.
         covariance_type: index of BIC's covariance type in the ``covariance_types`` fitted
@@ -176,8 +177,10 @@ def _diag_log_prob(x, means, var):
 
 
 def mixture_log_prob(x, log_weights, means, covs):
-    """Log density of a Gaussian mixture at each row of ``x`` (``(n, d)`` → ``(n,)``)."""
-    return logsumexp(_component_log_prob(x, means, covs) + log_weights, axis=1)
+    """Log density of a Gaussian mixture at each row of ``x`` (``(n, d)`` → ``(n,)``); ``covs`` of
+    shape ``(K, d)`` are diagonal variances."""
+    comp = _diag_log_prob(x, means, covs) if covs.ndim == 2 else _component_log_prob(x, means, covs)
+    return logsumexp(comp + log_weights, axis=1)
 
 
 def _kmeans_pp(rng_key, x, k):
@@ -320,12 +323,79 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
         'spherical'
     """
     draws = jnp.asarray(draws)
+    d, dtype = draws.shape[1], draws.dtype
+    names, results, maps, loc, best, lls = _fit_types(rng_key, draws, components, num_restarts, num_iters,
+                                                      covariance_types)
+
+    def in_draw_units(c):
+        def build():
+            (log_w, means, covs), _, _, _ = results[c]
+            if c != "full":
+                covs = covs[:, :, None] * jnp.eye(d, dtype=dtype)
+            a = maps[c]
+            return log_w, loc + means @ a.T, a @ covs @ a.T
+        return build
+
+    log_w, means, covs = jax.lax.switch(best, [in_draw_units(c) for c in names])
+    covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2))
+    return _padded(results, names, best, lls, (log_w, means, covs), max(components),
+                   jnp.broadcast_to(jnp.eye(d, dtype=dtype), (1, d, d)))
+
+
+DIAGONAL_TYPES = ("diag", "spherical", "scaled")
+
+
+def fit_diagonal(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, num_iters=50):
+    """:func:`fit_mixture` over the types whose components are diagonal in some coordinates, kept there.
+
+    Returns ``(fit, loc, chol)``: the draws are ``loc + chol·u`` and ``fit`` is the mixture of
+    ``u``, its ``covs`` the ``(K, d)`` variances of diagonal components. ``chol`` is BIC's type's own
+    map (lower triangular): per-coordinate scales (diag), one common scale (spherical), or the
+    Cholesky factor of the draws' Ledoit–Wolf covariance (scaled). Storing and applying such a fit
+    costs O(K·d) instead of O(K·d²), which is what the adaptive kernel needs in high dimension.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> x = jax.random.normal(jax.random.PRNGKey(0), (2000, 300)) * jnp.linspace(0.5, 2.0, 300)
+        >>> fit, loc, chol = fit_diagonal(jax.random.PRNGKey(1), x)
+        >>> fit.covs.shape, int(fit.num_components), COVARIANCE_TYPES[int(fit.covariance_type)]
+        ((8, 300), 1, 'diag')
+    """
+    draws = jnp.asarray(draws)
+    d = draws.shape[1]
+    names, results, maps, loc, best, lls = _fit_types(rng_key, draws, components, num_restarts, num_iters,
+                                                      DIAGONAL_TYPES)
+    (log_w, means, var), chol = jax.lax.switch(best, [lambda c=c: (results[c][0], maps[c]) for c in names])
+    fit = _padded(results, names, best, lls, (log_w, means, var), max(components), jnp.ones((1, d), draws.dtype))
+    return fit, loc, chol
+
+
+def _padded(results, names, best, lls, params, k_pad, pad_cov):
+    """The chosen fit as a :class:`MixtureFit` padded to ``k_pad`` components."""
+    log_w, means, covs = params
+    pad = k_pad - log_w.shape[0]
+    counts = jnp.stack([results[c][3] for c in names])
+    type_index = jnp.asarray([COVARIANCE_TYPES.index(c) for c in names])
+    return MixtureFit(
+        jnp.concatenate([log_w, jnp.full((pad,), -jnp.inf, log_w.dtype)]),
+        jnp.concatenate([means, jnp.zeros((pad, means.shape[1]), means.dtype)]),
+        jnp.concatenate([covs, jnp.broadcast_to(pad_cov, (pad,) + pad_cov.shape[1:])]),
+        counts[best], lls[best], type_index[best],
+    )
+
+
+def _fit_types(rng_key, draws, components, num_restarts, num_iters, covariance_types):
+    """EM and BIC per covariance type, each in its working coordinates ``draws = loc + A·work``.
+
+    Returns ``(names, results, maps, loc, best, lls)``: per type the best candidate's
+    ``(params, ll, bic, count)`` in working coordinates and its map ``A``; ``best`` indexes
+    ``names`` (lowest BIC in the draws' units), ``lls`` the types' log likelihoods in those units.
+    """
     n, d = draws.shape
     unknown = set(covariance_types) - set(COVARIANCE_TYPES)
     if unknown or not covariance_types:
         raise ValueError(f"covariance_types must be a non-empty subset of {COVARIANCE_TYPES}, got {covariance_types}")
     dtype = draws.dtype
-    k_pad = max(components)
     cands = _candidates(components, n, d, covariance_types)
     k_max = max(max(ks) for ks in cands.values())
     keys = dict(zip(COVARIANCE_TYPES, jax.random.split(rng_key, len(COVARIANCE_TYPES))))
@@ -369,26 +439,7 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
     bics = jnp.stack([results[c][2] + 2.0 * n * log_det[c] for c in names])
     bics = jnp.where(jnp.isfinite(bics), bics, jnp.inf)
     best = jnp.argmin(bics)
-
-    def in_draw_units(c):
-        def build():
-            (log_w, means, covs), _, _, _ = results[c]
-            if c != "full":
-                covs = covs[:, :, None] * jnp.eye(d, dtype=dtype)
-            a = maps[c]
-            return log_w, loc + means @ a.T, a @ covs @ a.T
-        return build
-
-    log_w, means, covs = jax.lax.switch(best, [in_draw_units(c) for c in names])
-    pad = k_pad - k_max
-    counts = jnp.stack([results[c][3] for c in names])
-    type_index = jnp.asarray([COVARIANCE_TYPES.index(c) for c in names])
-    return MixtureFit(
-        jnp.concatenate([log_w, jnp.full((pad,), -jnp.inf, dtype)]),
-        jnp.concatenate([means, jnp.zeros((pad, d), dtype)]),
-        jnp.concatenate([0.5 * (covs + jnp.swapaxes(covs, -1, -2)), jnp.broadcast_to(jnp.eye(d, dtype=dtype), (pad, d, d))]),
-        counts[best], lls[best], type_index[best],
-    )
+    return names, results, maps, loc, best, lls
 
 
 def fit_laplace(potential_fn, init_position, fallback, max_iter=500, num_newton=5):
@@ -469,8 +520,10 @@ def reweight(rng_key, fit, log_density_fn, num_per_component=128, defensive=0.05
     """
     k, d = fit.means.shape
     noise = normal(rng_key, (k, num_per_component, d), fit.means.dtype)
-    chol = jnp.linalg.cholesky(fit.covs)
-    x = fit.means[:, None, :] + jnp.einsum("kij,knj->kni", chol, noise)
+    if fit.covs.ndim == 2:
+        x = fit.means[:, None, :] + jnp.sqrt(fit.covs)[:, None, :] * noise
+    else:
+        x = fit.means[:, None, :] + jnp.einsum("kij,knj->kni", jnp.linalg.cholesky(fit.covs), noise)
     flat = x.reshape(-1, d)
     log_pi = jax.vmap(log_density_fn)(flat)
     log_q = mixture_log_prob(flat, fit.log_weights, fit.means, fit.covs)
