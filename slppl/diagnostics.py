@@ -6,7 +6,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-__all__ = ["side_by_side", "ess_per_second", "plot_comparison", "pareto_khat", "check_sl", "KHAT_THRESHOLD"]
+__all__ = ["side_by_side", "ess_per_second", "plot_comparison", "pareto_khat", "check_sl", "KHAT_THRESHOLD",
+           "RHAT_THRESHOLD"]
 
 KHAT_THRESHOLD = 0.7
 
@@ -141,12 +142,64 @@ def _psis_khat(log_weights):
                                          log_weights=True))
 
 
-def check_sl(mcmc, warn=True, threshold=KHAT_THRESHOLD):
-    """Per-chain health of an SL run: Pareto k̂, acceptance, diverging proposals; warns with the fix.
+RHAT_THRESHOLD = 1.01
 
-    Returns a ``pandas.DataFrame`` with one row per chain. Warns (``UserWarning``) when k̂ exceeds
-    ``threshold``, when every proposal of a chain diverged (NaN/Inf from the denoiser or the
-    model), or when a chain's acceptance collapsed below 1 %.
+
+def _sl_record(run):
+    """``(fields, samples)`` of an SL run, each ``{name: (chains, draws, ...)}``, from an ``MCMC``,
+    a :class:`slppl.compare.Run` or ArviZ data; ``TypeError`` when the run is not SL's."""
+    if hasattr(run, "fields") and hasattr(run, "samples") and hasattr(run, "mcmc"):  # compare's Run
+        _require_sl(run.mcmc)
+        return {k: np.asarray(v) for k, v in run.fields.items()}, run.samples
+    if hasattr(run, "get_extra_fields"):  # NumPyro's MCMC
+        _require_sl(run)
+        fields = {k: np.asarray(v) for k, v in run.get_extra_fields(group_by_chain=True).items()}
+        samples = run.get_samples(group_by_chain=True) if hasattr(run, "get_samples") else {}
+        return fields, samples
+    stats = _group(run, "sample_stats")
+    if stats is None:
+        raise TypeError(f"check_sl takes an MCMC run with SL, a compare() run or ArviZ data, not {type(run).__name__}")
+    # ArviZ renames NumPyro's accept_prob.
+    fields = {{"acceptance_rate": "accept_prob"}.get(k, k): np.asarray(stats[k]) for k in stats.data_vars}
+    if "proposal_log_weight" not in fields:
+        raise TypeError("these ArviZ data hold no SL proposal weights (sample_stats.proposal_log_weight): not an "
+                        "SL run, or one recorded without them; check_sl needs an SL run")
+    posterior = _group(run, "posterior")
+    return fields, ({k: np.asarray(posterior[k]) for k in posterior.data_vars} if posterior is not None else {})
+
+
+def _group(data, name):
+    try:
+        return data[name] if not hasattr(data, name) else getattr(data, name)
+    except (KeyError, TypeError):
+        return None
+
+
+def _require_sl(mcmc):
+    kernel = getattr(mcmc, "sampler", None) or getattr(mcmc, "kernel", None)
+    if kernel is None:
+        return  # a stand-in with extra fields only
+    from .numpyro_adapter import SL
+
+    is_sl = isinstance(kernel, SL) or type(kernel).__module__ == "slppl.pyro"
+    if not is_sl:
+        raise TypeError(
+            f"check_sl checks SL runs; this run used {type(kernel).__name__}. For other samplers read "
+            "numpyro.diagnostics.print_summary(samples) or arviz.summary(idata) (R-hat, ESS, divergences)."
+        )
+
+
+def check_sl(run, warn=True, threshold=KHAT_THRESHOLD, rhat_threshold=RHAT_THRESHOLD):
+    """Per-chain health of an SL run: Pareto k̂, acceptance, divergences, R-hat; warns with the fix.
+
+    ``run``: NumPyro's ``MCMC`` after an SL run, a :class:`slppl.compare.Run` (``result.runs["SL"]``)
+    or its ArviZ data. Returns a ``pandas.DataFrame`` with one row per chain. Warns
+    (``UserWarning``) when k̂ exceeds ``threshold``, when every proposal of a chain diverged
+    (NaN/Inf from the denoiser or the model), when a chain's acceptance collapsed below 1 %, when
+    ``SL(model)`` switched its global moves off, when a chain had divergences, and when the chains
+    disagree (largest split R-hat over the latent scalars above ``rhat_threshold``). A run that is
+    not SL's raises ``TypeError`` saying so. SL records its proposals' weights by default, so
+    ``extra_fields`` is not needed.
 
     Examples:
         >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
@@ -157,13 +210,15 @@ def check_sl(mcmc, warn=True, threshold=KHAT_THRESHOLD):
         ...     numpyro.sample("x", dist.Normal(0.0, 1.0))
         >>> kernel = SL(model, denoiser=Gaussian(jnp.zeros(1), jnp.eye(1)), num_steps=5)
         >>> mcmc = MCMC(kernel, num_warmup=10, num_samples=200, progress_bar=False)
-        >>> mcmc.run(jax.random.PRNGKey(0), extra_fields=("proposal_log_weight",))
+        >>> mcmc.run(jax.random.PRNGKey(0))
         >>> check_sl(mcmc).columns.tolist()
-        ['pareto_k', 'accept_prob', 'diverging']
+        ['pareto_k', 'accept_prob', 'diverging', 'r_hat']
     """
-    extra = mcmc.get_extra_fields(group_by_chain=True)
-    accept = np.asarray(extra["accept_prob"]).mean(1)
-    diverging = np.asarray(extra["diverging"]).mean(1)
+    from numpyro.diagnostics import split_gelman_rubin
+
+    extra, samples = _sl_record(run)
+    accept = np.asarray(extra["accept_prob"], dtype=np.float64).mean(1)
+    diverging = np.asarray(extra["diverging"], dtype=np.float64).mean(1)
     if "proposal_log_weight" in extra:
         lw = np.asarray(extra["proposal_log_weight"], dtype=np.float64)
         khat = pareto_khat(lw)
@@ -173,38 +228,60 @@ def check_sl(mcmc, warn=True, threshold=KHAT_THRESHOLD):
         khat, all_diverged = np.full(accept.shape, np.nan), diverging == 1.0
     # SL(model) records whether its global moves ran (off when warmup found them useless).
     switched_off = ~np.asarray(extra["use_global"]).any(1) if "use_global" in extra else np.zeros(accept.shape, bool)
-    table = pd.DataFrame({"pareto_k": khat, "accept_prob": accept, "diverging": diverging})
+    rhats = [np.ravel(split_gelman_rubin(np.asarray(v, dtype=np.float64))) for v in samples.values()
+             if np.ndim(v) >= 2 and np.shape(v)[0] > 1 and np.shape(v)[1] >= 4]
+    rhat = float(np.nanmax(np.concatenate(rhats))) if rhats and np.isfinite(np.concatenate(rhats)).any() else np.nan
+    table = pd.DataFrame({"pareto_k": khat, "accept_prob": accept, "diverging": diverging,
+                          "r_hat": np.full(accept.shape, rhat)})
     table.index.name = "chain"
-    if warn:
-        for c, row in table.iterrows():
-            if switched_off[c]:
-                # No proposal and no NaN: SL(model) switched its global moves off at the end of warmup.
-                warnings.warn(
-                    f"chain {c}: SL's global moves were switched off after warmup, where they almost never "
-                    "left the current point (the end-of-warmup RuntimeWarning gave the rate); the chain ran on "
-                    "its local moves: exact, but with NUTS's mixing and no jumps between modes.",
-                    stacklevel=2,
-                )
-            elif all_diverged[c]:
-                warnings.warn(
-                    f"chain {c}: every SL proposal diverged (NaN/Inf from the denoiser or the model); the chain "
-                    "never moved by SL. Check the model's potential at the denoiser's draws and the denoiser's "
-                    "output (slppl.sample(...).diverging shows which), or give SL a finite-everywhere denoiser.",
-                    stacklevel=2,
-                )
-            elif row.accept_prob < 0.01:
-                warnings.warn(
-                    f"chain {c}: SL acceptance {row.accept_prob:.4f} has collapsed: the denoiser's proposals "
-                    "almost never match the posterior. Use a longer num_warmup, num_local >= 1, another "
-                    "denoiser family, or compare with NUTS.",
-                    stacklevel=2,
-                )
-            elif row.pareto_k > threshold:
-                warnings.warn(
-                    f"chain {c}: Pareto k-hat {row.pareto_k:.2f} of the SL path weights exceeds {threshold}: the "
-                    "proposal misses part of the posterior (a funnel's neck, a mode, a heavy tail). The draws "
-                    "stay exact but may mix slowly there; ESS and R-hat may not show it. Use a longer "
-                    "num_warmup, num_local >= 1, or another denoiser family, and compare with NUTS.",
-                    stacklevel=2,
-                )
+    if not warn:
+        return table
+    if np.isnan(khat).all() and not switched_off.all():
+        warnings.warn("no proposal weights recorded, so no Pareto k-hat: run SL with its default extra fields "
+                      "(or include 'proposal_log_weight' in extra_fields)", stacklevel=2)
+    if rhat > rhat_threshold:
+        warnings.warn(
+            f"the chains disagree: largest split R-hat {rhat:.3f} > {rhat_threshold}. Some chain has not "
+            "found or not left part of the posterior (a mode, a funnel's neck). Run longer (num_warmup, "
+            "num_samples), compare with NUTS, and for SL(model) try more walkers (num_walkers=32) or "
+            "num_local=1.", stacklevel=2,
+        )
+    for c, row in table.iterrows():
+        if switched_off[c]:
+            # No proposal and no NaN: SL(model) switched its global moves off at the end of warmup.
+            warnings.warn(
+                f"chain {c}: SL's global moves were switched off after warmup, where they almost never "
+                "left the current point (the end-of-warmup RuntimeWarning gave the rate); the chain ran on "
+                "its local moves: exact, but with NUTS's mixing and no jumps between modes.",
+                stacklevel=2,
+            )
+        elif all_diverged[c]:
+            warnings.warn(
+                f"chain {c}: every SL proposal diverged (NaN/Inf from the denoiser or the model); the chain "
+                "never moved by SL. Check the model's potential at the denoiser's draws and the denoiser's "
+                "output (slppl.sample(...).diverging shows which), or give SL a finite-everywhere denoiser.",
+                stacklevel=2,
+            )
+        elif row.accept_prob < 0.01:
+            warnings.warn(
+                f"chain {c}: SL acceptance {row.accept_prob:.4f} has collapsed: the denoiser's proposals "
+                "almost never match the posterior. Use a longer num_warmup, num_local >= 1, another "
+                "denoiser family, or compare with NUTS.",
+                stacklevel=2,
+            )
+        elif row.pareto_k > threshold:
+            warnings.warn(
+                f"chain {c}: Pareto k-hat {row.pareto_k:.2f} of the SL path weights exceeds {threshold}: the "
+                "proposal misses part of the posterior (a funnel's neck, a mode, a heavy tail). The draws "
+                "stay exact but may mix slowly there; ESS and R-hat may not show it. Use a longer "
+                "num_warmup, num_local >= 1, or another denoiser family, and compare with NUTS.",
+                stacklevel=2,
+            )
+        if row.diverging > 0 and not all_diverged[c]:
+            warnings.warn(
+                f"chain {c}: {row.diverging:.1%} of the steps diverged (a NaN/Inf proposal, or a divergent "
+                "local NUTS move: a funnel or a hard boundary). Reparameterise as for NUTS (e.g. "
+                "numpyro.infer.reparam.LocScaleReparam for a hierarchical scale), or raise "
+                "target_accept_prob.", stacklevel=2,
+            )
     return table

@@ -140,10 +140,10 @@ class SL(MCMCKernel):
 
     @property
     def default_fields(self):
-        fields = ("z", "diverging", "accept_prob", "potential_energy")
+        # The proposals' weights are cheap to keep and are what check_sl's Pareto k̂ reads.
+        fields = ("z", "diverging", "accept_prob", "potential_energy", "proposal_log_weight")
         if self.family is not None:
-            fields += ("proposal_log_weight", "num_grad_evals", "num_potential_evals", "local_accept_prob",
-                       "partial_accept_prob", "use_global")
+            fields += ("num_grad_evals", "num_potential_evals", "local_accept_prob", "partial_accept_prob", "use_global")
         return fields
 
     def get_diagnostics_str(self, state):

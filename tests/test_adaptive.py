@@ -250,6 +250,27 @@ def test_check_sl_warns_when_the_proposal_misses_the_posterior():
         check_sl(Fake(), warn=False)
 
 
+def test_check_sl_warns_when_chains_disagree_or_diverge():
+    """A chain stuck apart from the others (R-hat) and divergences are reported with a fix."""
+    rng = np.random.default_rng(0)
+
+    class Stuck:
+        def get_extra_fields(self, group_by_chain=False):
+            return {"accept_prob": np.full((2, 500), 0.9), "diverging": np.arange(1000).reshape(2, 500) % 50 == 0,
+                    "proposal_log_weight": rng.normal(size=(2, 500))}
+
+        def get_samples(self, group_by_chain=False):
+            return {"x": rng.normal(size=(2, 500)) + np.array([[0.0], [3.0]])}
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = check_sl(Stuck())
+    messages = " ".join(str(w.message) for w in caught)
+    assert "the chains disagree" in messages and "num_walkers" in messages
+    assert "diverged" in messages and "Reparameterise" in messages
+    assert table.r_hat.iloc[0] > 1.5 and np.allclose(table.diverging, 0.02)
+
+
 @pytest.mark.slow
 def test_correlated_gaussian_in_100_dimensions_keeps_its_local_moves_and_gets_it_right():
     """A poor importance proposal (d = 100) must leave the local moves on instead of a sticky chain."""

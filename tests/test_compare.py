@@ -71,6 +71,16 @@ def test_compare_table_accuracy_modes_arviz_and_plots(tmp_path):
     assert all(os.path.getsize(p) > 5_000 for p in paths)
     report = result.to_markdown(images=paths)
     assert "| SL |" in report and "ranks.png" in report
+    # check_sl reads a compare run and its ArviZ data alike (proposal weights recorded by default),
+    # and says plainly that NUTS's run is not SL's.
+    from slppl.diagnostics import check_sl
+
+    by_run, by_idata = check_sl(result.runs["SL"], warn=False), check_sl(result.idata["SL"], warn=False)
+    assert np.isfinite(by_run.pareto_k).all()
+    np.testing.assert_allclose(by_run.pareto_k, by_idata.pareto_k)
+    np.testing.assert_allclose(by_run.accept_prob, by_idata.accept_prob)
+    with pytest.raises(TypeError, match="check_sl checks SL runs; this run used NUTS"):
+        check_sl(result.runs["NUTS"])
 
 
 def test_compare_rejects_bad_input_before_sampling():
