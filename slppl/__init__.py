@@ -7,7 +7,6 @@ Example:
 
 from . import accuracy, adaptation, denoisers, diagnostics, integrators, plots, time_grids
 from .calibration import sbc
-from .compare import compare
 from .kernel import SLState
 from .layout import flat_potential, flatten_draws, site_layout
 from .numpyro_adapter import SL
@@ -23,7 +22,6 @@ __all__ = [
     "site_layout",
     "flat_potential",
     "flatten_draws",
-    "sample",
     "simulate",
     "sbc",
     "compare",
@@ -38,3 +36,13 @@ __all__ = [
     "score_from_denoiser",
     "denoiser_from_score",
 ]
+
+
+def __getattr__(name):
+    # slppl.compare is imported on first use, so that `python -m slppl.compare` runs a module not
+    # yet imported (runpy warned on every run); the module is callable as the function.
+    if name == "compare":
+        import importlib
+
+        return importlib.import_module(".compare", __name__)
+    raise AttributeError(f"module 'slppl' has no attribute {name!r}")

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import types
 import warnings
 from typing import Any, NamedTuple
 
@@ -26,8 +27,12 @@ from jax.flatten_util import ravel_pytree
 from numpyro.diagnostics import split_gelman_rubin
 
 from . import accuracy, plots
+from .diagnostics import RHAT_THRESHOLD
 from .layout import flatten_draws
 from .trajectory import conditional_path
+
+# A sampler whose mode indicators have at most this ESS is flagged (its chains rarely change mode).
+MIN_MODE_ESS = 100
 
 __all__ = ["compare", "Comparison", "Run", "main"]
 
@@ -99,6 +104,15 @@ class Comparison(NamedTuple):
             lines += [f"Mode weights, {name}:", "", _markdown_table(table.reset_index()), ""]
         lines += [f"![{os.path.basename(p)}]({p})" for p in images]
         return "\n".join(lines) + "\n"
+
+    def save(self, folder, title="Comparison", **plot_kwargs):
+        """Writes the plots (:meth:`plot`) and ``report.md`` to ``folder``, the report's image links
+        relative to it; returns the report's path."""
+        images = self.plot(folder, **plot_kwargs)
+        path = os.path.join(folder, "report.md")
+        with open(path, "w") as f:
+            f.write(self.to_markdown(title=title, images=[os.path.relpath(p, folder) for p in images]))
+        return path
 
     def plot(self, folder, var_names=None, max_params=4, seed=0):
         """Writes the comparison's PNGs to ``folder`` and returns their paths: marginals of each
@@ -309,17 +323,14 @@ def _row(name, run, draws):
         bulk = tail = np.full(stacked.shape[-1], np.nan)
     rhat = np.asarray(split_gelman_rubin(stacked)) if stacked.shape[0] > 1 else np.full(stacked.shape[-1], np.nan)
     wall = run.wall_s
-    evals = run.counts["grad"] + run.counts["potential"]
     row = {
         "sampler": name,
         "wall s": wall, "compile s": run.compile_s, "warmup s": run.warmup_s, "sampling s": run.sampling_s,
         "min ESS bulk": bulk.min(), "median ESS bulk": np.median(bulk), "min ESS tail": tail.min(),
         "median ESS tail": np.median(tail), "max R-hat": np.nanmax(rhat) if np.isfinite(rhat).any() else np.nan,
         "divergences": int(np.sum(run.fields.get("diverging", 0))),
-        "ESS/s": bulk.min() / wall, "ESS/s sampling": bulk.min() / run.sampling_s if run.sampling_s > 0 else np.nan,
         "grad evals": run.counts["grad"], "potential evals": run.counts["potential"],
         "denoiser calls": run.counts["denoiser"],
-        "ESS per 1k model evals": 1000 * bulk.min() / evals if evals > 0 else np.nan,
     }
     if "accept_prob" in run.fields and "num_steps" not in run.fields:
         # How often SL's global move left the current point after warmup (0 where warmup found
@@ -327,6 +338,27 @@ def _row(name, run, draws):
         row["global accept"] = float(np.mean(run.fields["accept_prob"]))
         if "partial_accept_prob" in run.fields:
             row["partial accept"] = float(np.mean(run.fields["partial_accept_prob"]))
+    return row
+
+
+def _headline(row, run):
+    """The headline ESS (``min ESS``: the coordinates' and, with modes, the mode indicators') and
+    what is computed from it, plus ``flags``: why a row's numbers cannot be trusted."""
+    ess = row["min ESS bulk"]
+    mode_ess = row.get("min mode ESS")
+    if mode_ess is not None:
+        # A chain that never changes mode has a fine ESS per coordinate; it must not lead the table.
+        ess = min(ess, 0.0 if not np.isfinite(mode_ess) else mode_ess)
+    evals = run.counts["grad"] + run.counts["potential"]
+    row.update({"min ESS": ess, "ESS/s": ess / run.wall_s,
+                "ESS/s sampling": ess / run.sampling_s if run.sampling_s > 0 else np.nan,
+                "ESS per 1k model evals": 1000 * ess / evals if evals > 0 else np.nan})
+    flags = []
+    if row["max R-hat"] > RHAT_THRESHOLD:
+        flags.append(f"chains disagree (R-hat {row['max R-hat']:.3f})")
+    if mode_ess is not None and not ess > MIN_MODE_ESS:
+        flags.append(f"mode ESS {0.0 if not np.isfinite(mode_ess) else mode_ess:.0f}: chains rarely change mode")
+    row["flags"] = "; ".join(flags)
     return row
 
 
@@ -439,14 +471,17 @@ def compare(model, *model_args, samplers=None, reference=None, modes=None, num_w
         ``compile s`` (JAX tracing and compilation of both phases), ``warmup s`` and ``sampling s``
         (the rest of each phase); ``min/median ESS bulk``, ``min/median ESS tail`` and ``max
         R-hat`` over every scalar parameter; ``divergences`` (sampling phase; for SL, proposals
-        with a NaN/Inf); ``ESS/s`` (min bulk ESS over the whole wall time) and ``ESS/s sampling``;
+        with a NaN/Inf); ``min ESS``, the headline: the smallest bulk ESS over the coordinates and,
+        with modes, over the mode indicators, so a sampler whose chains never change mode cannot
+        lead the table; ``ESS/s`` (``min ESS`` over the whole wall time) and ``ESS/s sampling``;
         ``grad evals`` (NUTS's leapfrog steps; SL's walkers' and local moves' gradients),
         ``potential evals`` (SL's path weights), ``denoiser calls`` and ``ESS per 1k model evals``
         (gradient plus potential evaluations); ``global accept`` and ``partial accept`` (SL's moves); with a reference, ``max z``
         (``|mean − ref|/ref_sd``), ``max z / MCSE``, ``sd ratio`` range, ``max W1`` (with
         reference draws); with modes, ``min mode ESS`` (of the mode indicators: a chain that never
         changes mode has a fine ESS per coordinate) and, with true weights, ``max mode error``
-        (and ``in MCSE``).
+        (and ``in MCSE``); ``flags``: chains that disagree (max R-hat above 1.01) or, with modes,
+        rarely change mode (mode ESS at most 100), empty when none.
 
     Examples:
         >>> import jax.numpy as jnp, numpyro, numpyro.distributions as dist
@@ -511,7 +546,7 @@ def compare(model, *model_args, samplers=None, reference=None, modes=None, num_w
             if truth is not None:
                 err = weights[name]["error"].abs()
                 row.update({"max mode error": err.max(), "max mode error in MCSE": (err / weights[name]["mcse"]).max()})
-        rows.append(row)
+        rows.append(_headline(row, run))
     table = pd.DataFrame(rows).set_index("sampler")
     return Comparison(table, runs, errors, weights, reference)
 
@@ -585,14 +620,21 @@ def main(argv=None):
     result = compare(model, samplers={s: makers[s]() for s in names}, reference=reference,
                      num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains,
                      rng_key=jax.random.PRNGKey(args.seed), progress_bar=not args.no_progress, **kwargs)
-    images = result.plot(args.out)
-    report = result.to_markdown(title=f"{args.model}: {', '.join(names)}",
-                                images=[os.path.relpath(p, args.out) for p in images])
-    with open(os.path.join(args.out, "report.md"), "w") as f:
-        f.write(report)
-    print(report)
-    print(f"wrote {os.path.join(args.out, 'report.md')}")
+    path = result.save(args.out, title=f"{args.model}: {', '.join(names)}")
+    with open(path) as f:
+        print(f.read())
+    print(f"wrote {path}")
 
+
+class _CallableModule(types.ModuleType):
+    """``slppl.compare`` is this module (``slppl.compare.compare``, ``slppl.compare.Comparison``)
+    and, called, :func:`compare` itself, so neither name hides the other."""
+
+    def __call__(self, *args, **kwargs):
+        return compare(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     main()

@@ -62,6 +62,11 @@ def test_compare_table_accuracy_modes_arviz_and_plots(tmp_path):
     assert abs(sl_modes.loc[1, "error"]) < Z * sl_modes.loc[1, "mcse"]
     assert table.loc["SL", "max z / MCSE"] < Z
     assert table.loc["SL", "max R-hat"] < 1.05
+    # NUTS's chains never change mode: its headline ESS is the mode indicators', it is flagged, and it
+    # cannot lead the table on ESS per second.
+    nuts = table.loc["NUTS"]
+    assert nuts["min ESS"] <= nuts["min mode ESS"] <= 100 and "rarely change mode" in nuts["flags"]
+    assert table.loc["SL", "flags"] == "" and table.loc["SL", "ESS/s"] > nuts["ESS/s"]
     # ArviZ data of every run, with a log likelihood: LOO and az.compare work on SL as on NUTS.
     loo = az.loo(result.idata["SL"])
     assert np.isfinite(loo.elpd_loo if hasattr(loo, "elpd_loo") else loo.elpd)  # ArviZ 0.x / 1.x names
@@ -71,6 +76,12 @@ def test_compare_table_accuracy_modes_arviz_and_plots(tmp_path):
     assert all(os.path.getsize(p) > 5_000 for p in paths)
     report = result.to_markdown(images=paths)
     assert "| SL |" in report and "ranks.png" in report
+    # save() writes the report with image links that resolve from the report's folder.
+    import re
+
+    saved = result.save(str(tmp_path / "out"))
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", open(saved).read())
+    assert len(links) == 3 and all(os.path.exists(os.path.join(os.path.dirname(saved), p)) for p in links)
     # check_sl reads a compare run and its ArviZ data alike (proposal weights recorded by default),
     # and says plainly that NUTS's run is not SL's.
     from slppl.diagnostics import check_sl
@@ -138,3 +149,13 @@ def test_the_public_modules_are_attributes_of_the_package():
     # A new user's first try: `import slppl` then `slppl.diagnostics....` (it once failed).
     assert callable(slppl.diagnostics.check_sl) and callable(slppl.compare) and callable(slppl.sbc)
     assert callable(slppl.accuracy.against_reference) and callable(slppl.plots.ranks)
+    # slppl.compare is the module the API page names and, called, the function; `python -m
+    # slppl.compare` runs without runpy's "found in sys.modules" warning; `from slppl import *`
+    # does not shadow numpyro.sample (slppl.sample stays an attribute).
+    assert slppl.compare.compare is not None and slppl.compare.Comparison is not None
+    out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "slppl.compare", "--help"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "RuntimeWarning" not in out.stderr, out.stderr
+    namespace = {}
+    exec("from slppl import *", namespace)
+    assert "sample" not in namespace and "compare" in namespace and callable(slppl.sample)
