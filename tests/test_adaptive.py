@@ -128,7 +128,8 @@ def test_adaptation_is_frozen_after_warmup_and_a_second_run_compiles_nothing():
         mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
         numpyro.sample("obs", dist.Normal(mu, 1.0), obs=data)
 
-    mcmc = MCMC(SL(model), num_warmup=100, num_samples=300, progress_bar=True, jit_model_args=True)
+    # progress_bar=True: the step-by-step loop, where a recompilation per run would show most.
+    mcmc = MCMC(SL(model), num_warmup=100, num_samples=150, progress_bar=True, jit_model_args=True)
     counts = []
     for k, data in enumerate([jnp.array([0.5, 1.5, 1.0]), jnp.array([-2.0, -1.5, -2.5]), jnp.array([3.0, 2.0, 4.0])]):
         before = len(traces)

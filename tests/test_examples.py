@@ -47,3 +47,9 @@ def test_two_component_study_runs(tmp_path):
     out = run_example("two_component_study.py", "--quick", "--out", str(tmp_path))
     assert "ReLU, 1 hidden layer" in out.stdout
     assert (tmp_path / "two_component_study.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow  # two processes of 2 x (1000 + 1000) SL(model) steps
+def test_float32_vs_float64_example_runs():
+    out = run_example("float32_vs_float64.py")
+    assert "| float32 |" in out.stdout and "| float64 |" in out.stdout
