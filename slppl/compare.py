@@ -347,8 +347,9 @@ def _headline(row, run):
     ess = row["min ESS bulk"]
     mode_ess = row.get("min mode ESS")
     if mode_ess is not None:
+        mode_ess = float(mode_ess) if np.isfinite(mode_ess) else 0.0
         # A chain that never changes mode has a fine ESS per coordinate; it must not lead the table.
-        ess = min(ess, 0.0 if not np.isfinite(mode_ess) else mode_ess)
+        ess = min(ess, mode_ess)
     evals = run.counts["grad"] + run.counts["potential"]
     row.update({"min ESS": ess, "ESS/s": ess / run.wall_s,
                 "ESS/s sampling": ess / run.sampling_s if run.sampling_s > 0 else np.nan,
@@ -356,8 +357,8 @@ def _headline(row, run):
     flags = []
     if row["max R-hat"] > RHAT_THRESHOLD:
         flags.append(f"chains disagree (R-hat {row['max R-hat']:.3f})")
-    if mode_ess is not None and not ess > MIN_MODE_ESS:
-        flags.append(f"mode ESS {0.0 if not np.isfinite(mode_ess) else mode_ess:.0f}: chains rarely change mode")
+    if mode_ess is not None and mode_ess <= MIN_MODE_ESS:
+        flags.append(f"mode ESS {mode_ess:.0f}: chains rarely change mode")
     row["flags"] = "; ".join(flags)
     return row
 
