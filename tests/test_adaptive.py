@@ -103,7 +103,8 @@ def test_exact_integrator_and_path_scoring_agree_with_the_sampled_paths():
 @pytest.mark.parametrize(
     "chain_method",
     # sequential is NumPyro's path for one chain too, which the tests below run in CI
-    [pytest.param("sequential", marks=pytest.mark.slow), "parallel", "vectorized"],
+    # parallel: test_numpyro_kernel runs it with a given denoiser, benchmarks/ with SL(model) (make test's budget)
+    [pytest.param("sequential", marks=pytest.mark.slow), pytest.param("parallel", marks=pytest.mark.slow), "vectorized"],
 )
 def test_adaptive_kernel_finds_both_modes_with_every_chain_method(chain_method):
     mcmc = MCMC(SL(bimodal_model), num_warmup=200, num_samples=1000, num_chains=2, chain_method=chain_method,
@@ -149,6 +150,7 @@ def test_adaptation_is_frozen_after_warmup_and_a_second_run_compiles_nothing():
     assert counts[2] == counts[1] < counts[0]
 
 
+@pytest.mark.slow  # a non-default family / integrator; make test-all runs it (make test's budget)
 def test_composite_kernel_with_discretised_paths_and_local_moves_stays_exact():
     """A Gaussian fit is wrong for a skewed target; local moves and path refreshes must keep it exact."""
 
@@ -198,6 +200,7 @@ def test_bad_input_for_the_adaptive_kernel_is_rejected_before_sampling():
         MCMC(SL(bimodal_model), num_warmup=20, num_samples=10, progress_bar=False).run(jax.random.PRNGKey(0))
 
 
+@pytest.mark.slow  # a non-default family / integrator; make test-all runs it (make test's budget)
 def test_laplace_family_is_exact_where_the_posterior_is_gaussian_and_falls_back_where_there_is_no_mode():
     # Scales 10 and 0.01 with correlation 0.9: N(MAP, H⁻¹) is the posterior itself.
     cov = jnp.array([[100.0, 0.09], [0.09, 1e-4]])

@@ -41,7 +41,9 @@ def conjugate_posterior(data):
 
 
 # "sequential" is the path of every single-chain test; slow-marked to keep CI under 10 minutes.
-@pytest.mark.parametrize("chain_method", [pytest.param("sequential", marks=pytest.mark.slow), "parallel", "vectorized"])
+# vectorized: test_adaptive runs it with SL(model) (make test's budget)
+@pytest.mark.parametrize("chain_method", [pytest.param("sequential", marks=pytest.mark.slow), "parallel",
+                                          pytest.param("vectorized", marks=pytest.mark.slow)])
 def test_every_chain_method_samples_the_bimodal_target(chain_method):
     kernel = SL(bimodal_model, denoiser=bimodal_denoiser(), num_steps=25)
     mcmc = MCMC(kernel, num_warmup=50, num_samples=500, num_chains=2, chain_method=chain_method, progress_bar=False)

@@ -24,6 +24,7 @@ def test_raw_draws_match_a_gaussian():
     assert_within_mcse(x.var(0), jnp.diag(cov), jnp.sqrt(2 * jnp.diag(cov) ** 2 / (n - 1)), what="variance")
 
 
+@pytest.mark.slow  # raw (uncorrected) draws; the exact kernel's mode weights are tested in CI (make test's budget)
 def test_raw_draws_match_the_mode_weights_of_a_mixture(bimodal):
     n = 4000
     x = sample(jax.random.PRNGKey(1), bimodal(10), n, TIMES, SecondOrder()).x
