@@ -13,8 +13,8 @@ Cases, all written as a NumPyro user would and run with every sampler's defaults
   SL is compared with NUTS, ``max z`` = largest ``|mean_SL − mean_NUTS| / sd_NUTS``).
 
 Samplers: NUTS and ``SL(model)`` through ``slppl.compare`` (4 chains x (1000 + 1000), parallel on
-8 host devices, float64). BlackJAX's adaptive tempered SMC is not in the table yet: with
-random-walk moves it collapsed onto one mode (benchmarks/README.md says how).
+8 host devices, float64). BlackJAX's adaptive tempered SMC on the seeds' family is measured
+apart, by ``smc_baseline.py`` (it needs blackjax).
 
 Writes ``benchmarks/results/high_dimension.md``. Run:
 ``python benchmarks/high_dimension.py [--only NAME] [--quick]``.
