@@ -15,18 +15,17 @@ Timings exclude compilation (each program runs once before it is timed). Writes
 """
 
 import argparse
-import os
-import platform
 import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS
 
 jax.config.update("jax_enable_x64", True)
+
+from report import environment, write_result  # noqa: E402
 
 from slppl import SL, adaptation, sample  # noqa: E402
 from slppl.denoisers.fit import DIAGONAL_TYPES, fit_diagonal, fit_mixture  # noqa: E402
@@ -34,7 +33,6 @@ from slppl.denoisers.mixture import MixtureDenoiser  # noqa: E402
 from slppl.integrators import Exact  # noqa: E402
 from slppl.time_grids import UniformOU  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 P = 0.7
 # A full covariance per component costs K·d² floats: 8 components in d = 3,000 are 576 MB.
 MAX_FULL_D = 1000
@@ -105,8 +103,7 @@ def main(argv=None):
         nuts, _ = sl_steps_per_second(NUTS(seeds_family), d)
         rows.append((d, diag_rate, full_rate, sl_diag, mb_diag, sl_full, mb_full, nuts))
         print(rows[-1], flush=True)
-    env = (f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, jax {jax.__version__}, "
-           f"numpyro {numpyro.__version__}, float64, {time.strftime('%Y-%m-%d')}")
+    env = environment(numpyro=numpyro.__version__)
 
     def f(v, spec):
         return "not run" if v != v else format(v, spec)
@@ -122,10 +119,7 @@ def main(argv=None):
               "`sample`: 1,000 draws, exact paths (the `SecondOrder` integrator needs the tilted covariance, a d × d matrix "
               "factorised at every step: O(d³) whatever the storage). SL(model): 32 proposals a step, global moves "
               "on, after 200 warmup steps; one chain. Compilation excluded everywhere.", ""]
-    path = os.path.join(HERE, "results", "cost_vs_dimension.md")
-    with open(path, "w") as fh:
-        fh.write("\n".join(lines))
-    print("\n".join(lines))
+    write_result("cost_vs_dimension.md", lines)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Writes ``benchmarks/results/high_dimension.md``. Run:
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from cases import Case  # noqa: E402
+from report import environment, write_result  # noqa: E402
 
 from slppl import SL, compare  # noqa: E402
 from slppl.diagnostics import pareto_khat  # noqa: E402
@@ -219,8 +219,7 @@ def main(argv=None):
 
 
 def _write(rows, sizes, args, start):
-    env = (f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, jax {jax.__version__}, "
-           f"numpyro {numpyro.__version__}, arviz {az.__version__}, float64, {time.strftime('%Y-%m-%d')}; "
+    env = (environment(numpyro=numpyro.__version__, arviz=az.__version__) + "; "
            f"{sizes['num_chains']} chains x ({sizes['num_warmup']} warmup + {sizes['num_samples']} draws), parallel, "
            f"seed {args.seed}; {(time.perf_counter() - start) / 60:.1f} min in all.")
     lines = ["# SL(model) in high dimension", "", env, "",
@@ -235,11 +234,7 @@ def _write(rows, sizes, args, start):
               ""]
     name = "high_dimension" + ("_quick" if args.quick else "") + (f"_{args.only.split(',')[0][:12]}" if args.only else "")
     name = "".join(c if c.isalnum() or c == "_" else "_" for c in name) + ".md"
-    path = os.path.join(HERE, "results", name)
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-    print("\n".join(lines))
-    print(f"wrote {path}")
+    print(f"wrote {write_result(name, lines)}")
 
 
 if __name__ == "__main__":

@@ -16,17 +16,15 @@ Needs ``blackjax`` (``pip install -e ".[bench]"``; not a dependency of slppl its
 """
 
 import argparse
-import os
-import platform
 import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from report import environment, write_result  # noqa: E402
+
 P = 0.7
 REF_SCALE = 3.0
 NUM_PARTICLES = 4000
@@ -87,18 +85,14 @@ def main(argv=None):
             print(rows[-1], flush=True)
     import blackjax
 
-    env = (f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, jax {jax.__version__}, "
-           f"blackjax {blackjax.__version__}, float64, {time.strftime('%Y-%m-%d')}")
+    env = environment(blackjax=blackjax.__version__)
     lines = ["# BlackJAX adaptive tempered SMC (HMC moves) on the seeds' family", "", env + ".", "",
              "| d | seed | heavy-mode weight (truth 0.7) | tempering steps | HMC accept, last step | gradient evals | wall s |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {d} | {s} | {h:.3f} | {n} | {a:.2f} | {g:.2e} | {w:.1f} |" for d, s, h, n, a, g, w in rows]
     lines += ["", f"{NUM_PARTICLES} particles from N(0, {REF_SCALE:g}²·I), target ESS 0.5, {NUM_MCMC} HMC moves of "
               f"{NUM_LEAPFROG} leapfrog steps (size 0.8·d^(−1/4)) per temperature; compilation included.", ""]
-    path = os.path.join(HERE, "results", "smc_baseline.md")
-    with open(path, "w") as fh:
-        fh.write("\n".join(lines))
-    print("\n".join(lines))
+    write_result("smc_baseline.md", lines)
 
 
 if __name__ == "__main__":
