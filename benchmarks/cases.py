@@ -15,6 +15,8 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
+from slppl.accuracy import zero_based
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared", "benchmarks")
 EXAMPLES = os.path.join(HERE, "..", "examples")
@@ -23,8 +25,8 @@ EXAMPLES = os.path.join(HERE, "..", "examples")
 class Case(NamedTuple):
     """A model, its arguments, and what the right answer is.
 
-    ``reference``: ``{name: (mean, sd)}`` with names as ``site`` or ``site[i]`` (1-based, as
-    Stan's); ``modes``: ``(label_fn, weights)`` where ``label_fn(samples) -> int array``.
+    ``reference``: ``{name: (mean, sd)}`` with names as ``site`` or ``site[i]`` (0-based, as
+    NumPyro's ``print_summary``; posteriordb's 1-based names are converted on loading); ``modes``: ``(label_fn, weights)`` where ``label_fn(samples) -> int array``.
     """
 
     name: str
@@ -37,7 +39,7 @@ class Case(NamedTuple):
 def _moments(folder):
     with open(os.path.join(SHARED, "posteriordb", folder, "reference_moments.json")) as f:
         moments = json.load(f)["moments"]
-    return {k: (v["mean"], v["sd"]) for k, v in moments.items()}
+    return zero_based({k: (v["mean"], v["sd"]) for k, v in moments.items()})
 
 
 def _data(folder):
@@ -107,7 +109,7 @@ def reference_cases():
     X = np.concatenate([features, np.ones((features.shape[0], 1))], axis=1)
     with open(os.path.join(EXAMPLES, "data", "ground_truth.json")) as f:
         truth = json.load(f)
-    ref = {f"w[{i + 1}]": (m, s) for i, (m, s) in
+    ref = {f"w[{i}]": (m, s) for i, (m, s) in
            enumerate(zip(truth["IDENTITY_MEAN"], truth["IDENTITY_STANDARD_DEVIATION"]))}
     cases.append(Case("German credit", german_credit, (jnp.asarray(X), jnp.asarray(labels)), ref))
     cases.append(correlated_gaussian())
@@ -125,7 +127,7 @@ def correlated_gaussian(d=100, seed=0):
     scales = np.exp(rng.uniform(-2.0, 2.0, d))
     cov = (a @ a.T + 0.1 * np.eye(d)) * scales[:, None] * scales[None, :]
     mean = rng.normal(size=d) * scales
-    ref = {f"x[{i + 1}]": (float(m), float(np.sqrt(v))) for i, (m, v) in enumerate(zip(mean, np.diag(cov)))}
+    ref = {f"x[{i}]": (float(m), float(np.sqrt(v))) for i, (m, v) in enumerate(zip(mean, np.diag(cov)))}
     return Case(f"correlated Gaussian, d = {d}", gaussian, (jnp.asarray(mean), jnp.asarray(cov)), ref)
 
 

@@ -135,8 +135,8 @@ def run_case(case, sizes, seed):
     samplers = {"NUTS": NUTS(case.model), "SL(model)": SL(case.model)}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = compare(case.model, *case.args, samplers=samplers, modes=case.modes, chain_method="parallel",
-                         split_warmup=False, rng_key=jax.random.PRNGKey(seed), progress_bar=False, **sizes)
+        result = compare(jax.random.PRNGKey(seed), case.model, *case.args, samplers=samplers, modes=case.modes,
+                         **sizes)
     warned = any("global moves left" in str(w.message) for w in caught)
     table = result.table
     rows = []

@@ -30,6 +30,7 @@ from pyro.infer import MCMC, NUTS
 jax.config.update("jax_enable_x64", True)
 
 import slppl.pyro  # noqa: E402
+from slppl.accuracy import zero_based  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 POSTERIORDB = os.path.join(HERE, "..", "..", "shared", "benchmarks", "posteriordb", "eight_schools-eight_schools_noncentered")
@@ -87,7 +88,7 @@ def main():
         with open(os.path.join(POSTERIORDB, "data.json")) as f:
             data = json.load(f)
         with open(os.path.join(POSTERIORDB, "reference_moments.json")) as f:
-            ref = {k: (v["mean"], v["sd"]) for k, v in json.load(f)["moments"].items()}
+            ref = zero_based({k: (v["mean"], v["sd"]) for k, v in json.load(f)["moments"].items()})
         cases.append(("eight schools (non-centred)", schools,
                       (torch.tensor(data["y"], dtype=torch.float32), torch.tensor(data["sigma"], dtype=torch.float32)),
                       ref))
@@ -114,7 +115,7 @@ def main():
                 result = f"heavy-mode weight {heavy.mean():.3f} ± {np.sqrt(heavy.var() / ess):.3f} (truth 0.700)"
             else:
                 flat = {"mu": draws["mu"], "tau": draws["tau"],
-                        **{f"theta_trans[{j + 1}]": draws["theta_trans"][:, j] for j in range(8)}}
+                        **{f"theta_trans[{j}]": draws["theta_trans"][:, j] for j in range(8)}}
                 z = max(abs(v.mean() - ref[k][0]) / ref[k][1] for k, v in flat.items() if k in ref)
                 ess = min(float(effective_sample_size(v[None])) for v in flat.values())
                 result = f"max z {z:.3f}"

@@ -124,8 +124,8 @@ def run_case(case, fams, sizes, seed):
         if fam == "learned" and dim > LEARNED_MAX_DIM:
             continue
         samplers[f"SL({fam})" if fam != "mixture" else "SL(model)"] = SL(case.model, denoiser=fam)
-    result = compare(case.model, *case.args, samplers=samplers, reference=case.reference, modes=case.modes,
-                     chain_method="parallel", split_warmup=False, rng_key=jax.random.PRNGKey(seed), **sizes)
+    result = compare(jax.random.PRNGKey(seed), case.model, *case.args, samplers=samplers, reference=case.reference,
+                     modes=case.modes, **sizes)
     folder = os.path.join(HERE, "results", "suite_quick" if sizes is QUICK else "suite", _slug(case.name))
     return _cell_rows(case, result), result.plot(folder)
 

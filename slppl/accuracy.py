@@ -1,27 +1,33 @@
 """How close a sampler's draws are to a reference posterior, and how it weighs the modes.
 
-Everything here works on *scalar draws*: ``{"site[i]": array (chains, draws)}`` with 1-based
-indices, the names posteriordb and Stan use (:func:`scalar_draws` makes them from NumPyro's
-``get_samples(group_by_chain=True)``). Errors are in units of the reference's standard deviation,
+Everything here works on *scalar draws*: ``{"site[i]": array (chains, draws)}`` with 0-based
+row-major indices, as NumPyro's ``print_summary`` and ArviZ count (:func:`scalar_draws` makes them
+from NumPyro's ``get_samples(group_by_chain=True)``). References written with Stan's and
+posteriordb's 1-based names convert with :func:`zero_based`. Errors are in units of the reference's standard deviation,
 so they read the same on every scale; mode weights come with their Monte Carlo standard error
 from the indicator's ESS.
 """
+
+import re
+import warnings
 
 import numpy as np
 import pandas as pd
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from scipy.stats import wasserstein_distance
 
-__all__ = ["scalar_draws", "against_reference", "mode_weights"]
+__all__ = ["scalar_draws", "zero_based", "against_reference", "mode_weights"]
+
+_INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
 
 
 def scalar_draws(samples, var_names=None):
-    """``{"site[i]": (chains, draws)}`` from ``{site: (chains, draws, ...)}`` (indices 1-based, row-major).
+    """``{"site[i]": (chains, draws)}`` from ``{site: (chains, draws, ...)}`` (indices 0-based, row-major).
 
     Examples:
         >>> import numpy as np
         >>> sorted(scalar_draws({"mu": np.zeros((2, 5)), "theta": np.zeros((2, 5, 3))}))
-        ['mu', 'theta[1]', 'theta[2]', 'theta[3]']
+        ['mu', 'theta[0]', 'theta[1]', 'theta[2]']
     """
     out = {}
     for name, value in samples.items():
@@ -36,8 +42,44 @@ def scalar_draws(samples, var_names=None):
         else:
             flat = value.reshape(value.shape[:2] + (-1,))
             for i in range(flat.shape[-1]):
-                out[f"{name}[{i + 1}]"] = flat[..., i]
+                out[f"{name}[{i}]"] = flat[..., i]
     return out
+
+
+def zero_based(reference):
+    """A reference with Stan's / posteriordb's 1-based names (``"theta[1]"``) renamed 0-based (``"theta[0]"``).
+
+    Examples:
+        >>> zero_based({"mu": (0.0, 1.0), "theta[1]": (0.5, 2.0)})
+        {'mu': (0.0, 1.0), 'theta[0]': (0.5, 2.0)}
+    """
+    out = {}
+    for name, value in reference.items():
+        match = _INDEXED.match(name)
+        if match and int(match.group(2)) == 0:
+            raise ValueError(f"{name!r} is already 0-based (a 1-based name has no index 0); pass the reference as it is")
+        out[f"{match.group(1)}[{int(match.group(2)) - 1}]" if match else name] = value
+    return out
+
+
+def _resolve_names(reference, warn=True):
+    """The reference with 0-based names.
+
+    A reference none of whose indexed names has index 0 is what every reference written for
+    earlier versions (1-based) looks like: it is read 1-based, with a warning that says so, rather
+    than silently shifted by one. One that names any index 0 is 0-based.
+    """
+    indexed = [m for m in map(_INDEXED.match, reference) if m]
+    if not indexed or any(int(m.group(2)) == 0 for m in indexed):
+        return reference
+    shifted = zero_based(reference)
+    if warn:
+        warnings.warn("the reference's names have no index 0, so they are read as 1-based (Stan's and posteriordb's "
+                      f"convention, e.g. {indexed[0].group(0)!r}); slppl names parameters 0-based, as NumPyro's "
+                      "print_summary does. Convert them with slppl.accuracy.zero_based(reference) to silence "
+                      "this; 1-based names will stop being accepted in a future release.", FutureWarning,
+                      stacklevel=3)
+    return shifted
 
 
 def _reference_moments(reference):
@@ -57,8 +99,10 @@ def against_reference(draws, reference):
 
     Args:
         draws: scalar draws ``{"site[i]": (chains, draws)}`` (:func:`scalar_draws`).
-        reference: ``{"site[i]": (mean, sd)}`` (posteriordb's reference moments) or
-            ``{"site[i]": reference draws}``; sites named without an index work for scalars.
+        reference: ``{"site[i]": (mean, sd)}`` or ``{"site[i]": reference draws}``, indices
+            0-based as in :func:`scalar_draws`; sites named without an index work for scalars.
+            Stan's / posteriordb's 1-based names are converted with a ``FutureWarning`` (convert
+            them yourself with :func:`zero_based`).
 
     Returns:
         ``pandas.DataFrame`` indexed by parameter, with ``mean``, ``sd``, ``ref_mean``,
@@ -74,12 +118,12 @@ def against_reference(draws, reference):
         >>> bool(table.loc["x", "z"] < 4 * table.loc["x", "mcse_z"])
         True
     """
-    moments = _reference_moments(reference)
+    moments = _reference_moments(_resolve_names(reference))
     names = [k for k in draws if k in moments]
     if not names:
         raise ValueError(f"the reference names none of the sampled parameters: reference has "
                          f"{sorted(moments)[:5]}..., the draws have {sorted(draws)[:5]}...; name them "
-                         "'site' or 'site[i]' with 1-based indices (slppl.accuracy.scalar_draws)")
+                         "'site' or 'site[i]' with 0-based indices (slppl.accuracy.scalar_draws)")
     rows = {}
     for name in names:
         value = np.asarray(draws[name], dtype=float)

@@ -429,6 +429,23 @@ def _flat_draws(run, num):
     return np.asarray(flatten_draws(chain0, kernel.model, *run.mcmc._args, **run.mcmc._kwargs))
 
 
+def _key_model_args(args, model_kwargs):
+    """``(rng_key, model, model_args)`` from ``compare``'s positional arguments, NumPyro's order
+    (the key first); the older ``(model, *model_args, rng_key=...)`` is read with a warning."""
+    if args and callable(args[0]):
+        key = model_kwargs.pop("rng_key", None)
+        warnings.warn("compare(model, ...) is deprecated: pass the PRNG key first, as to MCMC.run: "
+                      "compare(jax.random.PRNGKey(0), model, *model_args, ...)"
+                      + ("" if key is not None else "; this call used PRNGKey(0)"), FutureWarning, stacklevel=3)
+        return (jax.random.PRNGKey(0) if key is None else key), args[0], args[1:]
+    if len(args) < 2 or not callable(args[1]):
+        raise TypeError("compare needs a PRNG key and the model: compare(jax.random.PRNGKey(0), model, "
+                        "*model_args, samplers=..., **model_kwargs)")
+    if "rng_key" in model_kwargs:
+        raise TypeError("the PRNG key was given twice: first argument and rng_key=; give it once, first")
+    return args[0], args[1], args[2:]
+
+
 def _default_samplers(model, backend):
     if backend == "pyro":
         from pyro.infer import NUTS
@@ -441,30 +458,35 @@ def _default_samplers(model, backend):
     return {"SL": SL(model), "NUTS": NUTS(model)}
 
 
-def compare(model, *model_args, samplers=None, reference=None, modes=None, num_warmup=1000, num_samples=1000,
-            num_chains=4, chain_method="sequential", rng_key=None, var_names=None, progress_bar=False,
-            split_warmup=True, backend=None, **model_kwargs):
-    """Run several samplers on one model and compare them side by side (and with a reference).
+def compare(*args, samplers=None, reference=None, modes=None, num_warmup=1000, num_samples=1000, num_chains=4,
+            chain_method="parallel", var_names=None, progress_bar=False, split_warmup=False, backend=None,
+            **model_kwargs):
+    """``compare(rng_key, model, *model_args, **model_kwargs)``: run several samplers on one model and
+    compare them side by side (and with a reference).
 
-    Each sampler runs ``num_warmup`` warmup steps then ``num_samples`` draws per chain, from the same
-    key, through ``numpyro.infer.MCMC`` (``MCMC.warmup`` then ``MCMC.run``, each timed). A Pyro kernel
-    runs through ``pyro.infer.MCMC`` in one call.
+    Each sampler runs as a plain ``numpyro.infer.MCMC(kernel, num_warmup=..., num_samples=...,
+    num_chains=..., chain_method=...).run(rng_key, *model_args, **model_kwargs)`` would, from the
+    same key, with the same defaults (``chain_method="parallel"``, which NumPyro runs sequentially,
+    with its warning, when there are fewer devices than chains), so its times are what a user's
+    run costs. A Pyro kernel runs through ``pyro.infer.MCMC`` in one call, seeded from the key.
 
     Args:
+        rng_key: PRNG key, as for ``MCMC.run``; every sampler gets the same one. (The older
+            ``compare(model, ..., rng_key=key)`` still works, with a ``FutureWarning``.)
         model: the NumPyro (or Pyro) model; its arguments follow as ``*model_args`` / ``**model_kwargs``.
         samplers: ``{name: kernel}``; default ``{"SL": SL(model), "NUTS": NUTS(model)}``.
         reference: optional ``{"site[i]": (mean, sd)}`` (posteriordb's reference moments) or
-            ``{"site[i]": draws}``, names with 1-based indices (:func:`slppl.accuracy.scalar_draws`).
+            ``{"site[i]": draws}``, indices 0-based as NumPyro's ``print_summary`` names them
+            (:func:`slppl.accuracy.scalar_draws`; Stan's 1-based names: :func:`slppl.accuracy.zero_based`).
         modes: optional ``label_fn`` or ``(label_fn, true_weights)``; ``label_fn(samples)`` maps
             ``{site: (chains, draws, ...)}`` to integer mode labels ``(chains, draws)``.
         num_warmup, num_samples, num_chains, chain_method: as in ``numpyro.infer.MCMC``.
-        rng_key: PRNG key (default ``PRNGKey(0)``); every sampler gets the same one.
         var_names: sites to summarise (default: every sampled site and deterministic).
         progress_bar: NumPyro's / Pyro's progress bar for each run.
-        split_warmup: time warmup and sampling apart (``MCMC.warmup`` then ``MCMC.run``: two
-            compiled programs). ``False`` runs one ``MCMC.run`` (one program, as a user's
-            single call), so wall and compile times are what a plain run costs, but warmup and
-            sampling are not timed apart.
+        split_warmup: ``False`` (default) runs one ``MCMC.run``: one compiled program, as a
+            user's single call, so wall and compile times are what a plain run costs, but warmup
+            and sampling are not timed apart. ``True`` times them apart (``MCMC.warmup`` then
+            ``MCMC.run``: two compiled programs, so more compilation than a plain run).
         backend: ``"numpyro"`` or ``"pyro"``; default: Pyro when the samplers are Pyro kernels.
 
     Returns:
@@ -485,23 +507,23 @@ def compare(model, *model_args, samplers=None, reference=None, modes=None, num_w
         rarely change mode (mode ESS at most 100), empty when none.
 
     Examples:
-        >>> import jax.numpy as jnp, numpyro, numpyro.distributions as dist
+        >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
         >>> from numpyro.infer import NUTS
         >>> from slppl import SL, compare
         >>> from slppl.denoisers import Gaussian
         >>> def model():
         ...     numpyro.sample("x", dist.Normal(jnp.zeros(2), 1.0))
-        >>> result = compare(model, samplers={"SL": SL(model, denoiser=Gaussian(jnp.zeros(2), jnp.eye(2))),
-        ...                                   "NUTS": NUTS(model)},
-        ...                  reference={"x[1]": (0.0, 1.0), "x[2]": (0.0, 1.0)},
-        ...                  num_warmup=100, num_samples=200, num_chains=2, split_warmup=False)
+        >>> result = compare(jax.random.PRNGKey(0), model,
+        ...                  samplers={"SL": SL(model, denoiser=Gaussian(jnp.zeros(2), jnp.eye(2))),
+        ...                            "NUTS": NUTS(model)},
+        ...                  reference={"x[0]": (0.0, 1.0), "x[1]": (0.0, 1.0)},
+        ...                  num_warmup=100, num_samples=200, num_chains=2, chain_method="sequential")
         >>> result.table.index.tolist(), bool((result.table["max z"] < 0.5).all())
         (['SL', 'NUTS'], True)
         >>> result.runs["NUTS"].samples["x"].shape   # the draws after warmup
         (2, 200, 2)
     """
-    if model is None:
-        raise ValueError("compare needs the model the samplers run on (the first argument)")
+    rng_key, model, model_args = _key_model_args(args, model_kwargs)
     if backend is None:
         backend = "pyro" if samplers and any(_is_pyro_kernel(k) for k in samplers.values()) else "numpyro"
     if backend not in ("numpyro", "pyro"):
@@ -517,7 +539,8 @@ def compare(model, *model_args, samplers=None, reference=None, modes=None, num_w
         raise ValueError("modes must be label_fn or (label_fn, true_weights), with label_fn(samples) -> (chains, draws) ints")
     if num_samples < 4:
         raise ValueError(f"num_samples={num_samples} is too few for ESS and R-hat; use at least 4 (hundreds in practice)")
-    rng_key = jax.random.PRNGKey(0) if rng_key is None else rng_key
+    if reference is not None:
+        reference = accuracy._resolve_names(reference)
     runs, rows, errors, weights = {}, [], {}, {}
     for name, kernel in samplers.items():
         if backend == "pyro":
@@ -577,23 +600,33 @@ def main(argv=None):
     """``python -m slppl.compare module:model [--data file.json] ...``: run SL and NUTS, write a report.
 
     The data file holds the model's keyword arguments (lists become arrays). The reference file
-    holds ``{"site[i]": [mean, sd]}`` or posteriordb's ``reference_moments.json``. Writes
-    ``report.md`` and its PNGs to ``--out``.
+    holds ``{"site[i]": [mean, sd]}`` or posteriordb's ``reference_moments.json``; names without
+    any index 0 are read 1-based, as posteriordb writes them. Writes ``report.md`` and its PNGs to
+    ``--out``.
     """
     parser = argparse.ArgumentParser(prog="python -m slppl.compare", description=main.__doc__.split("\n")[0])
     parser.add_argument("model", help="module:function or path/to/file.py:function (a NumPyro model)")
     parser.add_argument("--data", help="JSON file with the model's keyword arguments")
-    parser.add_argument("--reference", help="JSON file of reference moments {name: [mean, sd]}")
+    parser.add_argument("--reference", help="JSON file of reference moments {name: [mean, sd]} "
+                                            "(posteriordb's 1-based names are read as such)")
     parser.add_argument("--samplers", default="SL,NUTS",
                         help="comma-separated: NUTS, SL (= SL(model)), SL-gaussian, SL-laplace, SL-learned (default SL,NUTS)")
     parser.add_argument("--num-warmup", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--num-chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chain-method", default="parallel", choices=("parallel", "sequential", "vectorized"),
+                        help="as in numpyro.infer.MCMC (default parallel: one CPU device per chain is set up)")
     parser.add_argument("--x64", action="store_true", help="run in float64")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--out", default="compare_report", help="folder for report.md and the plots")
     args = parser.parse_args(argv)
+    if args.chain_method == "parallel":
+        # One CPU device per chain; takes effect because JAX has not started its backend yet in a
+        # fresh `python -m slppl.compare` (NumPyro falls back to sequential chains otherwise).
+        import numpyro
+
+        numpyro.set_host_device_count(max(args.num_chains, 1))
     if args.x64:
         jax.config.update("jax_enable_x64", True)
     from numpyro.infer import NUTS
@@ -612,15 +645,17 @@ def main(argv=None):
         raw = raw.get("moments", raw)
         reference = {k: (float(v["mean"]), float(v["sd"])) if isinstance(v, dict) else (float(v[0]), float(v[1]))
                      for k, v in raw.items()}
+        reference = accuracy._resolve_names(reference, warn=False)
     makers = {"NUTS": lambda: NUTS(model), "SL": lambda: SL(model)}
     makers.update({f"SL-{f}": (lambda f=f: SL(model, denoiser=f)) for f in ("mixture", "gaussian", "laplace", "learned")})
     names = [s.strip() for s in args.samplers.split(",") if s.strip()]
     unknown = [s for s in names if s not in makers]
     if unknown:
         parser.error(f"unknown sampler(s) {unknown}; choose from {sorted(makers)}")
-    result = compare(model, samplers={s: makers[s]() for s in names}, reference=reference,
-                     num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains,
-                     rng_key=jax.random.PRNGKey(args.seed), progress_bar=not args.no_progress, **kwargs)
+    result = compare(jax.random.PRNGKey(args.seed), model, samplers={s: makers[s]() for s in names},
+                     reference=reference, num_warmup=args.num_warmup, num_samples=args.num_samples,
+                     num_chains=args.num_chains, chain_method=args.chain_method,
+                     progress_bar=not args.no_progress, **kwargs)
     path = result.save(args.out, title=f"{args.model}: {', '.join(names)}")
     with open(path) as f:
         print(f.read())
@@ -631,8 +666,8 @@ class _CallableModule(types.ModuleType):
     """``slppl.compare`` is this module (``slppl.compare.compare``, ``slppl.compare.Comparison``)
     and, called, :func:`compare` itself, so neither name hides the other."""
 
-    def __call__(self, *args, **kwargs):
-        return compare(*args, **kwargs)
+    # A staticmethod, so that warnings raised for the caller point at the caller, not here.
+    __call__ = staticmethod(compare)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -143,6 +143,8 @@ def _psis_khat(log_weights):
 
 
 RHAT_THRESHOLD = 1.01
+# Rejected NaN/Inf proposals are routine in a proposal's far tails; above this share they are warned of.
+NAN_PROPOSAL_THRESHOLD = 0.01
 
 
 def _sl_record(run):
@@ -193,11 +195,14 @@ def check_sl(run, warn=True, threshold=KHAT_THRESHOLD, rhat_threshold=RHAT_THRES
     """Per-chain health of an SL run: Pareto k̂, acceptance, divergences, R-hat; warns with the fix.
 
     ``run``: NumPyro's ``MCMC`` after an SL run, a :class:`slppl.compare.Run` (``result.runs["SL"]``)
-    or its ArviZ data. Returns a ``pandas.DataFrame`` with one row per chain. Warns
-    (``UserWarning``) when k̂ exceeds ``threshold``, when every proposal of a chain diverged
-    (NaN/Inf from the denoiser or the model), when a chain's acceptance collapsed below 1 %, when
-    ``SL(model)`` switched its global moves off, when a chain had divergences, and when the chains
-    disagree (largest split R-hat over the latent scalars above ``rhat_threshold``). A run that is
+    or its ArviZ data. Returns a ``pandas.DataFrame`` with one row per chain: ``pareto_k``,
+    ``accept_prob``, ``diverging`` (share of steps NumPyro's flag marks: any NaN/Inf in the step),
+    ``nan_proposals`` (share of SL's proposals with a NaN/Inf log density, each rejected) and
+    ``r_hat``. Warns (``UserWarning``) when k̂ exceeds ``threshold``, when every proposal of a
+    chain diverged (NaN/Inf from the denoiser or the model), when a chain's acceptance collapsed
+    below 1 %, when ``SL(model)`` switched its global moves off, when a local move diverged, when
+    more than 1 % of the proposals were NaN/Inf (fewer are routine far in a proposal's tails), and
+    when the chains disagree (largest split R-hat over the latent scalars above ``rhat_threshold``). A run that is
     not SL's raises ``TypeError`` saying so. SL records its proposals' weights by default, so
     ``extra_fields`` is not needed.
 
@@ -212,27 +217,38 @@ def check_sl(run, warn=True, threshold=KHAT_THRESHOLD, rhat_threshold=RHAT_THRES
         >>> mcmc = MCMC(kernel, num_warmup=10, num_samples=200, progress_bar=False)
         >>> mcmc.run(jax.random.PRNGKey(0))
         >>> check_sl(mcmc).columns.tolist()
-        ['pareto_k', 'accept_prob', 'diverging', 'r_hat']
+        ['pareto_k', 'accept_prob', 'diverging', 'nan_proposals', 'r_hat']
     """
     from numpyro.diagnostics import split_gelman_rubin
 
     extra, samples = _sl_record(run)
     accept = np.asarray(extra["accept_prob"], dtype=np.float64).mean(1)
-    diverging = np.asarray(extra["diverging"], dtype=np.float64).mean(1)
+    diverging_steps = np.asarray(extra["diverging"], dtype=bool)
+    diverging = diverging_steps.astype(np.float64).mean(1)
     if "proposal_log_weight" in extra:
         lw = np.asarray(extra["proposal_log_weight"], dtype=np.float64)
         khat = pareto_khat(lw)
-        # With several proposals per step `diverging` means "any"; "every" is read from the weights.
-        all_diverged = ~np.isfinite(lw.reshape(lw.shape[0], -1)).any(1)
+        lw = lw.reshape(lw.shape[:2] + (-1,))
+        # Steps where the global move ran (SL(model) records -inf for every proposal of a step
+        # it skipped); with several proposals, a step whose every proposal failed counts too.
+        ran = (np.asarray(extra["use_global"], bool) if "use_global" in extra
+               else np.isfinite(lw).any(-1) | (lw.shape[-1] == 1))
+        failed = ~np.isfinite(lw) & ran[..., None]
+        nan_proposals = failed.sum((1, 2)) / np.maximum(ran.sum(1) * lw.shape[-1], 1)
+        all_diverged = ran.any(1) & ~(np.isfinite(lw) & ran[..., None]).any((1, 2))
+        # `diverging` is NumPyro's flag for any numerical failure in the step; what is not a
+        # failed proposal is a divergent local move (NUTS or partial path).
+        local_diverging = (diverging_steps & ~failed.any(-1)).mean(1)
     else:
         khat, all_diverged = np.full(accept.shape, np.nan), diverging == 1.0
+        nan_proposals, local_diverging = np.full(accept.shape, np.nan), diverging
     # SL(model) records whether its global moves ran (off when warmup found them useless).
     switched_off = ~np.asarray(extra["use_global"]).any(1) if "use_global" in extra else np.zeros(accept.shape, bool)
     rhats = [np.ravel(split_gelman_rubin(np.asarray(v, dtype=np.float64))) for v in samples.values()
              if np.ndim(v) >= 2 and np.shape(v)[0] > 1 and np.shape(v)[1] >= 4]
     rhat = float(np.nanmax(np.concatenate(rhats))) if rhats and np.isfinite(np.concatenate(rhats)).any() else np.nan
     table = pd.DataFrame({"pareto_k": khat, "accept_prob": accept, "diverging": diverging,
-                          "r_hat": np.full(accept.shape, rhat)})
+                          "nan_proposals": nan_proposals, "r_hat": np.full(accept.shape, rhat)})
     table.index.name = "chain"
     if not warn:
         return table
@@ -277,11 +293,19 @@ def check_sl(run, warn=True, threshold=KHAT_THRESHOLD, rhat_threshold=RHAT_THRES
                 "num_warmup, num_local >= 1, or another denoiser family, and compare with NUTS.",
                 stacklevel=2,
             )
-        if row.diverging > 0 and not all_diverged[c]:
+        if local_diverging[c] > 0 and not all_diverged[c]:
             warnings.warn(
-                f"chain {c}: {row.diverging:.1%} of the steps diverged (a NaN/Inf proposal, or a divergent "
-                "local NUTS move: a funnel or a hard boundary). Reparameterise as for NUTS (e.g. "
+                f"chain {c}: {local_diverging[c]:.1%} of the steps had a divergent local move (NUTS or a "
+                "partial path: a funnel or a hard boundary). Reparameterise as for NUTS (e.g. "
                 "numpyro.infer.reparam.LocScaleReparam for a hierarchical scale), or raise "
                 "target_accept_prob.", stacklevel=2,
+            )
+        if nan_proposals[c] > NAN_PROPOSAL_THRESHOLD and not all_diverged[c]:
+            warnings.warn(
+                f"chain {c}: {nan_proposals[c]:.1%} of SL's proposals had a NaN/Inf log density (each was "
+                "rejected, so none entered the draws): the denoiser proposes where the model over- or "
+                "underflows. If the model's density is positive there, SL never proposes that region; "
+                "check the model at such points (slppl.sample(...).diverging shows which), or run in float64.",
+                stacklevel=2,
             )
     return table

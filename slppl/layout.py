@@ -1,5 +1,6 @@
 """Where each latent site sits in the flat vector the denoiser sees."""
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -10,7 +11,8 @@ from numpyro import handlers
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.util import initialize_model, unconstrain_fn
 
-__all__ = ["Site", "Layout", "site_layout", "flat_potential", "flatten_draws", "discrete_latent_sites"]
+__all__ = ["Site", "Layout", "site_layout", "flat_potential", "flatten_draws", "discrete_latent_sites",
+           "model_arguments"]
 
 
 class Site(NamedTuple):
@@ -44,15 +46,37 @@ class Layout(tuple):
         return "\n".join(rows)
 
 
-def discrete_latent_sites(model, model_args=(), model_kwargs=None, rng_key=None):
+def model_arguments(model_args, model_kwargs, where):
+    """``(model_args, model_kwargs)`` of a function that takes ``*model_args, **model_kwargs``, with
+    the older keywords ``model_args=`` / ``model_kwargs=`` still read (with a ``FutureWarning``)."""
+    model_kwargs = dict(model_kwargs)
+    old_args, old_kwargs = model_kwargs.pop("model_args", None), model_kwargs.pop("model_kwargs", None)
+    if old_args is None and old_kwargs is None:
+        return tuple(model_args), model_kwargs
+    warnings.warn(f"{where}(..., model_args=..., model_kwargs=...) is deprecated: pass the model's arguments "
+                  f"after the model, as to MCMC.run: {where}(..., model, *model_args, **model_kwargs)",
+                  FutureWarning, stacklevel=3)
+    return tuple(model_args) + tuple(old_args or ()), {**(old_kwargs or {}), **model_kwargs}
+
+
+def discrete_latent_sites(model, *model_args, rng_key=None, **model_kwargs):
     """Names of the unobserved sample sites with a discrete distribution.
 
     Continuous sites take values from ``init_to_uniform`` rather than their sampler, so a site
-    without one (``dist.ImproperUniform``, a flat prior) does not stop the search.
+    without one (``dist.ImproperUniform``, a flat prior) does not stop the search. ``rng_key``
+    only seeds the trace; the names do not depend on it.
+
+    Examples:
+        >>> import numpyro, numpyro.distributions as dist
+        >>> def model():
+        ...     numpyro.sample("z", dist.Bernoulli(0.5))
+        ...     numpyro.sample("x", dist.Normal(0.0, 1.0))
+        >>> discrete_latent_sites(model)
+        ['z']
     """
     rng_key = jax.random.PRNGKey(0) if rng_key is None else rng_key
     traced = handlers.substitute(handlers.seed(model, rng_key), substitute_fn=init_to_uniform)
-    trace = handlers.trace(traced).get_trace(*model_args, **(model_kwargs or {}))
+    trace = handlers.trace(traced).get_trace(*model_args, **model_kwargs)
     return [
         name
         for name, site in trace.items()
@@ -71,6 +95,8 @@ def flat_potential(model, *model_args, rng_key=None, **model_kwargs):
     Returns ``(potential_fn, init_position, layout)``: ``potential_fn(x) = U(unravel(x))``, a
     valid initial point from NumPyro's default init strategy, and the :func:`site_layout`. Use it
     to build a denoiser from the model, e.g. ``laplace(*flat_potential(model, data)[:2])``.
+    ``rng_key`` (a keyword, default ``PRNGKey(0)``) seeds the initial point only; the potential
+    and the layout do not depend on it.
 
     Examples:
         >>> import numpyro, numpyro.distributions as dist
@@ -102,7 +128,8 @@ def site_layout(model, *model_args, rng_key=None, **model_kwargs):
     The vector is ``jax.flatten_util.ravel_pytree`` of the dict of unconstrained latent values:
     sites in sorted name order, each flattened row-major, after NumPyro's bijection to the
     unconstrained space (a Dirichlet over K categories takes K − 1 entries, a HalfNormal scale is
-    logged, ...).
+    logged, ...). The layout does not depend on randomness: ``rng_key`` (a keyword) only seeds
+    the trace that reads it, so it is optional here, unlike where a key draws something.
 
     Examples:
         >>> import numpyro, numpyro.distributions as dist

@@ -153,7 +153,7 @@ class SL(MCMCKernel):
         return text
 
     def _setup_model(self, rng_key, model_args, model_kwargs, init_params):
-        discrete = discrete_latent_sites(self._model, model_args, model_kwargs)
+        discrete = discrete_latent_sites(self._model, *model_args, **(model_kwargs or {}))
         if discrete:
             raise ValueError(
                 f"SL needs continuous latent sites; {discrete} are discrete. Marginalise them out "

@@ -40,10 +40,11 @@ def heavy(samples):
 def test_compare_table_accuracy_modes_arviz_and_plots(tmp_path):
     ref_sd = float(np.sqrt(0.25 + 4 * 0.3 * 0.7 * 4))  # mixture sd per coordinate: 0.25 + Var of ±2 means
     ref_mean = float(0.7 * 2 - 0.3 * 2)
-    reference = {"x[1]": (ref_mean, ref_sd), "x[2]": (ref_mean, ref_sd)}
+    reference = {"x[0]": (ref_mean, ref_sd), "x[1]": (ref_mean, ref_sd)}
     y = jnp.array([0.1, -0.3, 0.5])
     result = compare(
-        two_modes, y=y, num_warmup=100, num_samples=1000, num_chains=2,
+        jax.random.PRNGKey(0), two_modes, y=y, num_warmup=100, num_samples=1000, num_chains=2,
+        chain_method="sequential", split_warmup=True,
         samplers={"SL": SL(two_modes, denoiser=GaussianMixture(W, MEANS, COVS), num_steps=10), "NUTS": NUTS(two_modes)},
         reference=reference, modes=(heavy, [0.3, 0.7]),
     )
@@ -98,16 +99,64 @@ def test_compare_rejects_bad_input_before_sampling():
     def model():
         numpyro.sample("x", dist.Normal(0.0, 1.0))
 
+    key = jax.random.PRNGKey(0)
     with pytest.raises(ValueError, match="samplers is empty"):
-        compare(model, samplers={})
+        compare(key, model, samplers={})
     with pytest.raises(ValueError, match="modes must be"):
-        compare(model, samplers={"NUTS": NUTS(model)}, modes=[0.5, 0.5])
+        compare(key, model, samplers={"NUTS": NUTS(model)}, modes=[0.5, 0.5])
     with pytest.raises(ValueError, match="backend"):
-        compare(model, samplers={"NUTS": NUTS(model)}, backend="stan")
+        compare(key, model, samplers={"NUTS": NUTS(model)}, backend="stan")
+    with pytest.raises(TypeError, match=r"compare\(jax.random.PRNGKey\(0\), model"):
+        compare(key, samplers={"NUTS": NUTS(model)})
+    with pytest.raises(TypeError, match="given twice"):
+        compare(key, model, rng_key=key)
     with pytest.raises(ValueError, match="reference names none"):
         against_reference({"x": np.zeros((2, 10))}, {"mu": (0.0, 1.0)})
     with pytest.raises(ValueError, match=r"\(chains, draws\)"):
         mode_weights(np.zeros(10, int))
+
+
+def test_compare_follows_numpyro_conventions_and_keeps_the_old_call_working():
+    """The key first and MCMC's defaults, as a plain run; 0-based names, as print_summary; the
+    older call (model first, rng_key=..., 1-based reference) still runs, with FutureWarnings."""
+    import inspect
+
+    from numpyro.infer import MCMC
+
+    import slppl.compare
+
+    params = inspect.signature(slppl.compare.compare).parameters
+    assert params["chain_method"].default == inspect.signature(MCMC).parameters["chain_method"].default
+    assert params["split_warmup"].default is False  # one compiled program, as MCMC.run
+
+    def model():
+        numpyro.sample("x", dist.Normal(jnp.zeros(3), 1.0))
+
+    settings = dict(samplers={"NUTS": NUTS(model)}, num_warmup=50, num_samples=100, num_chains=1)
+    new = compare(jax.random.PRNGKey(3), model, reference={"x[0]": (0.0, 1.0), "x[2]": (0.0, 1.0)}, **settings)
+    assert sorted(new.accuracy["NUTS"].index) == ["x[0]", "x[2]"]
+    with pytest.warns(FutureWarning) as caught:
+        old = compare(model, rng_key=jax.random.PRNGKey(3), reference={"x[1]": (0.0, 1.0), "x[3]": (0.0, 1.0)},
+                      **settings)
+    said = [str(w.message) for w in caught]
+    assert any("pass the PRNG key first" in m for m in said) and any("read as 1-based" in m for m in said)
+    np.testing.assert_array_equal(old.runs["NUTS"].samples["x"], new.runs["NUTS"].samples["x"])
+    assert sorted(old.accuracy["NUTS"].index) == ["x[0]", "x[2]"]
+    np.testing.assert_allclose(old.accuracy["NUTS"]["z"], new.accuracy["NUTS"]["z"])
+
+
+def test_reference_names_are_zero_based_and_one_based_ones_are_never_misread():
+    from slppl.accuracy import scalar_draws, zero_based
+
+    draws = scalar_draws({"theta": np.random.default_rng(0).normal(size=(2, 500, 3))})
+    assert sorted(draws) == ["theta[0]", "theta[1]", "theta[2]"]  # as NumPyro's print_summary
+    stan = {"theta[1]": (0.0, 1.0), "theta[3]": (0.0, 1.0)}
+    assert zero_based(stan) == {"theta[0]": (0.0, 1.0), "theta[2]": (0.0, 1.0)}
+    with pytest.warns(FutureWarning, match="zero_based"):
+        legacy = against_reference(draws, stan)
+    np.testing.assert_allclose(legacy["z"], against_reference(draws, zero_based(stan))["z"])
+    with pytest.raises(ValueError, match="already 0-based"):
+        zero_based({"theta[0]": (0.0, 1.0)})
 
 
 def test_accuracy_with_reference_draws_detects_a_shifted_sampler():

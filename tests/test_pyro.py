@@ -199,11 +199,11 @@ def test_compare_runs_pyro_kernels_through_pyros_mcmc(tmp_path):
         pyro.sample("x", dist.Normal(torch.zeros(2), 1.0).to_event(1))
 
     samplers = {"SL": slppl.pyro.SL(model, denoiser=Gaussian(jnp.zeros(2), jnp.eye(2)), num_steps=5), "NUTS": NUTS(model)}
-    result = slppl.compare(model, samplers=samplers, reference={"x[1]": (0.0, 1.0), "x[2]": (0.0, 1.0)},
+    result = slppl.compare(jax.random.PRNGKey(0), model, samplers=samplers, reference={"x[0]": (0.0, 1.0), "x[1]": (0.0, 1.0)},
                            num_warmup=50, num_samples=300, num_chains=1)
     assert result.table.index.tolist() == ["SL", "NUTS"]
     assert (result.table["max z / MCSE"] < 4.0).all(), result.table["max z / MCSE"]
     assert result.table.loc["SL", "compile s"] > 0 and result.table.loc["SL", "divergences"] == 0
     assert set(result.runs["SL"].samples) == {"x"} and result.runs["SL"].samples["x"].shape == (1, 300, 2)
     with pytest.raises(ValueError, match="one library at a time"):
-        slppl.compare(model, samplers={"SL": samplers["SL"], "NUTS-numpyro": slppl.SL(model, denoiser=Gaussian(jnp.zeros(2), jnp.eye(2)))})
+        slppl.compare(jax.random.PRNGKey(0), model, samplers={"SL": samplers["SL"], "NUTS-numpyro": slppl.SL(model, denoiser=Gaussian(jnp.zeros(2), jnp.eye(2)))})

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..layout import flatten_draws
+from ..layout import flatten_draws, model_arguments
 from .base import Denoiser, as_array
 from .mixture import mixture_moments
 
@@ -79,7 +79,7 @@ class Empirical(Denoiser):
         return jnp.var(self.samples, 0) + jnp.einsum("ij,j->i", self.kernel_eigvecs**2, self.kernel_eigvals)
 
     @classmethod
-    def fit(cls, draws, model=None, model_args=(), model_kwargs=None, bandwidth=None, whiten=True):
+    def fit(cls, draws, model=None, *model_args, bandwidth=None, whiten=True, **model_kwargs):
         """The (whitened) KDE of draws: a flat ``(n, d)`` array or NumPyro's sample dict with the model.
 
         Examples:
@@ -87,7 +87,8 @@ class Empirical(Denoiser):
             >>> Empirical.fit(jax.random.normal(jax.random.PRNGKey(0), (100, 2))).dim
             2
         """
-        return cls(flatten_draws(draws, model, *model_args, **(model_kwargs or {})), bandwidth, whiten)
+        model_args, model_kwargs = model_arguments(model_args, model_kwargs, "Empirical.fit")
+        return cls(flatten_draws(draws, model, *model_args, **model_kwargs), bandwidth, whiten)
 
     def _posterior(self, y, t):
         return kde_posterior(y, t, self.samples, self.kernel_eigvals, self.kernel_eigvecs)

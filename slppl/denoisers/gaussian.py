@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..layout import flatten_draws
+from ..layout import flatten_draws, model_arguments
 from .base import as_array
 from .fit import fit_gaussian
 from .mixture import MixtureDenoiser
@@ -28,7 +28,7 @@ class Gaussian(MixtureDenoiser):
         super().__init__(np.ones(1), mean[None, :], cov[None, :, :])
 
     @classmethod
-    def fit(cls, draws, model=None, model_args=(), model_kwargs=None):
+    def fit(cls, draws, model=None, *model_args, **model_kwargs):
         """The Gaussian of the draws' mean and covariance (shrunk toward its diagonal).
 
         ``draws``: a flat ``(n, d)`` array of unconstrained vectors, or NumPyro's sample dict
@@ -42,5 +42,6 @@ class Gaussian(MixtureDenoiser):
             >>> den.dim, bool(abs(den.means[0, 0] - 2.0) < 0.1)
             (3, True)
         """
-        x = flatten_draws(draws, model, *model_args, **(model_kwargs or {}))
+        model_args, model_kwargs = model_arguments(model_args, model_kwargs, "Gaussian.fit")
+        x = flatten_draws(draws, model, *model_args, **model_kwargs)
         return cls(*fit_gaussian(x))

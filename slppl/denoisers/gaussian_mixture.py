@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 
-from ..layout import flat_potential, flatten_draws
+from ..layout import flat_potential, flatten_draws, model_arguments
 from .fit import COVARIANCE_TYPES, DEFAULT_COMPONENTS, fit_mixture, reweight
 from .mixture import MixtureDenoiser
 
@@ -31,15 +31,14 @@ class GaussianMixture(MixtureDenoiser):
         rng_key,
         draws,
         model=None,
-        model_args=(),
-        model_kwargs=None,
-        *,
+        *model_args,
         potential_fn=None,
         components=DEFAULT_COMPONENTS,
         covariance_types=COVARIANCE_TYPES,
         num_restarts=3,
         num_iters=50,
         num_reweight=128,
+        **model_kwargs,
     ):
         """A Gaussian mixture fitted to draws by EM, the number of components chosen by BIC.
 
@@ -52,6 +51,7 @@ class GaussianMixture(MixtureDenoiser):
             rng_key: PRNG key.
             draws: flat ``(n, d)`` array, or NumPyro's sample dict with ``model`` (see
                 :func:`slppl.flatten_draws`).
+            model, *model_args, **model_kwargs: the target, as for ``MCMC.run`` (optional).
             potential_fn: ``U = −log π`` on the flat vector, if there is no model.
             components: candidate numbers of components for BIC.
             covariance_types: candidate covariance types for BIC (``"full"``, ``"diag"``,
@@ -68,11 +68,12 @@ class GaussianMixture(MixtureDenoiser):
             >>> sorted(round(float(w), 1) for w in jnp.exp(den.log_weights))
             [0.3, 0.7]
         """
-        x = flatten_draws(draws, model, *model_args, **(model_kwargs or {}))
+        model_args, model_kwargs = model_arguments(model_args, model_kwargs, "GaussianMixture.fit")
+        x = flatten_draws(draws, model, *model_args, **model_kwargs)
         key_fit, key_weights = jax.random.split(rng_key)
         fit = fit_mixture(key_fit, x, components, num_restarts, num_iters, tuple(covariance_types))
         if model is not None and potential_fn is None:
-            potential_fn = flat_potential(model, *model_args, **(model_kwargs or {}))[0]
+            potential_fn = flat_potential(model, *model_args, **model_kwargs)[0]
         if potential_fn is not None:
             fit = reweight(key_weights, fit, lambda z: -potential_fn(z), num_reweight)
         used = np.isfinite(np.asarray(fit.log_weights))  # drop BIC's padding

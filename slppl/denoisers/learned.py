@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..layout import model_arguments
 from .base import Denoiser
 from .gaussian import Gaussian
 from .gaussian_mixture import GaussianMixture
@@ -85,10 +86,10 @@ class Learned(Denoiser):
 
     # ------------------------------------------------------------------ training
     @classmethod
-    def fit(cls, rng_key, draws, model=None, model_args=(), model_kwargs=None, *, potential_fn=None,
+    def fit(cls, rng_key, draws, model=None, *model_args, potential_fn=None,
             base="mixture", width=128, depth=3, num_freqs=8, num_iters=3000, batch_size=256,
             learning_rate=1e-3, t_range=(1e-2, 1e3), num_logvar_iters=0, logvar_batch_size=64,
-            logvar_learning_rate=3e-4, times=None):
+            logvar_learning_rate=3e-4, times=None, **model_kwargs):
         """Train a ``Learned`` denoiser on draws by denoising score matching.
 
         The base (``"mixture"``: :class:`~slppl.denoisers.GaussianMixture` by EM and BIC, its
@@ -102,8 +103,9 @@ class Learned(Denoiser):
             rng_key: PRNG key.
             draws: flat ``(n, d)`` array, or NumPyro's sample dict with ``model`` (see
                 :func:`slppl.flatten_draws`).
-            model, model_args, model_kwargs, potential_fn: the target, for the base's weights and
-                the saved layout (optional).
+            model, *model_args, **model_kwargs, potential_fn: the target (the model and its
+                arguments, as for ``MCMC.run``, or the potential on the flat vector), for the
+                base's weights and the saved layout (optional).
             base: ``"mixture"`` or ``"gaussian"``.
             width, depth, num_freqs: the MLP and its time features.
             num_iters, batch_size, learning_rate: Adam's settings.
@@ -130,7 +132,7 @@ class Learned(Denoiser):
 
         if base not in ("mixture", "gaussian"):
             raise ValueError(f"base must be 'mixture' or 'gaussian', got {base!r}")
-        model_kwargs = {} if model_kwargs is None else model_kwargs
+        model_args, model_kwargs = model_arguments(model_args, model_kwargs, "Learned.fit")
         x = jnp.asarray(flatten_draws(draws, model, *model_args, **model_kwargs))
         if x.ndim != 2 or x.shape[0] < 2 or not bool(jnp.all(jnp.isfinite(x))):
             raise ValueError(f"draws must be a finite (n, d) array with n >= 2, got shape {x.shape}")
