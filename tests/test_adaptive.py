@@ -88,6 +88,23 @@ def test_fit_accepts_numpyro_sample_dicts():
         Gaussian.fit({"sigma": sigma}, model)
 
 
+def test_fits_take_the_models_arguments_as_mcmc_run_does():
+    """``fit(draws, model, *model_args, **model_kwargs)`` everywhere; the older keywords still work, with a warning."""
+    from slppl.denoisers import Empirical
+
+    def model(n, scale=1.0):
+        numpyro.sample("beta", dist.Normal(0, scale).expand([n]))
+
+    draws = {"beta": jax.random.normal(jax.random.PRNGKey(0), (300, 3))}
+    new = Gaussian.fit(draws, model, 3, scale=2.0)
+    with pytest.warns(FutureWarning, match=r"Gaussian.fit\(..., model, \*model_args, \*\*model_kwargs\)"):
+        old = Gaussian.fit(draws, model, model_args=(3,), model_kwargs={"scale": 2.0})
+    np.testing.assert_array_equal(new.means, old.means)
+    assert Empirical.fit(draws, model, 3, bandwidth=0.5).dim == 3
+    mixture = GaussianMixture.fit(jax.random.PRNGKey(1), draws, model, 3, components=(1,), scale=2.0)
+    assert mixture.dim == 3
+
+
 def test_exact_integrator_and_path_scoring_agree_with_the_sampled_paths():
     den = GaussianMixture(jnp.array([0.4, 0.6]), jnp.array([[-1.0, 0.0], [1.5, 1.0]]),
                           jnp.stack([0.3 * jnp.eye(2), jnp.diag(jnp.array([1.0, 0.2]))]))
