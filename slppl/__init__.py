@@ -7,6 +7,7 @@ Example:
 
 from . import accuracy, adaptation, denoisers, diagnostics, integrators, plots, time_grids
 from .calibration import sbc
+from .compilation_cache import enable_compilation_cache
 from .kernel import SLState
 from .layout import flat_potential, flatten_draws, site_layout
 from .numpyro_adapter import SL
@@ -24,6 +25,7 @@ __all__ = [
     "flatten_draws",
     "simulate",
     "sbc",
+    "enable_compilation_cache",
     "compare",
     "accuracy",
     "plots",

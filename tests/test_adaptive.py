@@ -142,33 +142,45 @@ def test_adaptive_kernel_finds_both_modes_with_every_chain_method(chain_method):
 
 
 def test_adaptation_is_frozen_after_warmup_and_a_second_run_compiles_nothing():
-    traces = []
+    traces, compiles = [], []
 
     def model(data):
         traces.append(1)
         mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
         numpyro.sample("obs", dist.Normal(mu, 1.0), obs=data)
 
-    # progress_bar=True: NumPyro's step-by-step loop, which jit_model_args compiles once; its
-    # progress_bar=False loop (fori_collect) is recompiled by NumPyro 0.22 on every warmup and run.
-    mcmc = MCMC(SL(model), num_warmup=100, num_samples=150, progress_bar=True, jit_model_args=True)
-    counts = []
-    for k, data in enumerate([jnp.array([0.5, 1.5, 1.0]), jnp.array([-2.0, -1.5, -2.5]), jnp.array([3.0, 2.0, 4.0])]):
-        before = len(traces)
-        mcmc.warmup(jax.random.PRNGKey(k), data)
-        warm = mcmc.post_warmup_state
-        mcmc.run(warm.rng_key, data)
-        counts.append(len(traces) - before)
-        last = mcmc.last_state
-        for a, b in zip(jax.tree_util.tree_leaves((warm.mixture, warm.shift, warm.chol, warm.use_local)),
-                        jax.tree_util.tree_leaves((last.mixture, last.shift, last.chol, last.use_local))):
-            np.testing.assert_array_equal(a, b)
-        mu = np.asarray(mcmc.get_samples()["mu"])
-        prec = 1 / 100 + data.size
-        ess = float(effective_sample_size(mu[None, :, None])[0])
-        assert_within_mcse(mu.mean(), float(data.sum()) / prec, 1 / np.sqrt(prec * ess), what=f"mean on data set {k}")
-    # Later runs on new data trace the model only to find initial points, never to recompile.
+    def listen(event, duration, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    mcmc = MCMC(SL(model), num_warmup=100, num_samples=150, jit_model_args=True)
+    # NumPyro's step-by-step loop (its progress-bar loop), which jit_model_args compiles once; NumPyro
+    # switches it off under pytest-xdist and CI, and its other loop (fori_collect) is compiled anew
+    # on every warmup and run (NumPyro 0.22), which no kernel can avoid.
+    mcmc.progress_bar = True
+    counts, compiled = [], []
+    try:
+        for k, data in enumerate([jnp.array([0.5, 1.5, 1.0]), jnp.array([-2.0, -1.5, -2.5]), jnp.array([3.0, 2.0, 4.0])]):
+            before, compiled_before = len(traces), len(compiles)
+            mcmc.warmup(jax.random.PRNGKey(k), data)
+            warm = mcmc.post_warmup_state
+            mcmc.run(warm.rng_key, data)
+            counts.append(len(traces) - before)
+            compiled.append(len(compiles) - compiled_before)
+            last = mcmc.last_state
+            for a, b in zip(jax.tree_util.tree_leaves((warm.mixture, warm.shift, warm.chol, warm.use_local)),
+                            jax.tree_util.tree_leaves((last.mixture, last.shift, last.chol, last.use_local))):
+                np.testing.assert_array_equal(a, b)
+            mu = np.asarray(mcmc.get_samples()["mu"])
+            prec = 1 / 100 + data.size
+            ess = float(effective_sample_size(mu[None, :, None])[0])
+            assert_within_mcse(mu.mean(), float(data.sum()) / prec, 1 / np.sqrt(prec * ess), what=f"mean on data set {k}")
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    # Later runs on new data trace the model only to find initial points, and compile nothing.
     assert counts[2] == counts[1] < counts[0]
+    assert compiled[0] > 0 and compiled[1] == compiled[2] == 0, compiled
 
 
 @pytest.mark.slow  # a non-default family / integrator; make test-all runs it (make test's budget)

@@ -73,6 +73,14 @@ def test_links_and_images_in_the_docs_resolve():
     assert not dead, "dead links: " + "; ".join(dead)
 
 
+def test_the_docs_cite_nothing_a_reader_cannot_open():
+    """The README and the docs are for users: no references to the team's internal material."""
+    internal = re.compile(r"seeds['’]|the seeds\b|design notes|DESIGN\.md|\.\./shared", re.I)
+    pages = [os.path.join(ROOT, "README.md"), *glob.glob(os.path.join(ROOT, "docs", "*.md"))]
+    found = [f"{os.path.basename(p)}: {m.group(0)!r}" for p in pages for m in internal.finditer(open(p, encoding="utf-8").read())]
+    assert not found, found
+
+
 def test_every_name_on_the_api_page_resolves():
     import importlib
 
