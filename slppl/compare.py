@@ -467,8 +467,9 @@ def compare(*args, samplers=None, reference=None, modes=None, num_warmup=1000, n
     Each sampler runs as a plain ``numpyro.infer.MCMC(kernel, num_warmup=..., num_samples=...,
     num_chains=..., chain_method=...).run(rng_key, *model_args, **model_kwargs)`` would, from the
     same key, with the same defaults (``chain_method="parallel"``, which NumPyro runs sequentially,
-    with its warning, when there are fewer devices than chains), so its times are what a user's
-    run costs. A Pyro kernel runs through ``pyro.infer.MCMC`` in one call, seeded from the key.
+    with its warning, when there are fewer devices than chains: call
+    ``numpyro.set_host_device_count`` with more devices than chains before JAX starts), so its
+    times are what a user's run costs. A Pyro kernel runs through ``pyro.infer.MCMC`` in one call, seeded from the key.
 
     Args:
         rng_key: PRNG key, as for ``MCMC.run``; every sampler gets the same one. (The older
@@ -616,17 +617,18 @@ def main(argv=None):
     parser.add_argument("--num-chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chain-method", default="parallel", choices=("parallel", "sequential", "vectorized"),
-                        help="as in numpyro.infer.MCMC (default parallel: one CPU device per chain is set up)")
+                        help="as in numpyro.infer.MCMC (default parallel: twice as many CPU devices as chains are set up)")
     parser.add_argument("--x64", action="store_true", help="run in float64")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--out", default="compare_report", help="folder for report.md and the plots")
     args = parser.parse_args(argv)
     if args.chain_method == "parallel":
-        # One CPU device per chain; takes effect because JAX has not started its backend yet in a
-        # fresh `python -m slppl.compare` (NumPyro falls back to sequential chains otherwise).
+        # More CPU devices than chains (SL(model) on exactly as many devices as chains can deadlock
+        # in XLA's CPU runtime: docs, Troubleshooting); takes effect because JAX has not started its
+        # backend yet in a fresh `python -m slppl.compare`.
         import numpyro
 
-        numpyro.set_host_device_count(max(args.num_chains, 1))
+        numpyro.set_host_device_count(2 * max(args.num_chains, 1))
     if args.x64:
         jax.config.update("jax_enable_x64", True)
     from numpyro.infer import NUTS
