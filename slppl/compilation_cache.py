@@ -5,7 +5,10 @@ on a small model that is most of what a first run waits for. JAX can keep compil
 disk and reuse them in later processes, and within one process wherever a program is traced
 again (NumPyro's ``MCMC.run`` with ``progress_bar=False`` builds its sampling loop anew on every
 call). :func:`enable_compilation_cache` switches that on with thresholds that keep every
-program; ``benchmarks/compilation_cache.py`` measures what it saves.
+program; ``benchmarks/compilation_cache.py`` measures what it saves. JAX does not cache programs
+with host callbacks, and ``SL(model)``'s sampling loop has them (its warnings), so today only
+its smaller programs are reused: on eight schools NUTS's compilation fell from 6.0 to 1.8 s in a
+second process, ``SL(model)``'s from 17.6 to 12.9 s.
 """
 
 import os
