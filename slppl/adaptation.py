@@ -399,7 +399,8 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         # Walkers that never moved (every NUTS move diverged) leave a buffer of one point: the
         # fit is then meaningless, and the user must hear it now, not from a frozen chain.
         failed = ~jnp.all(jnp.isfinite(chol)) | ~jnp.any(good)
-        jax.debug.callback(_warn_if_failed, failed & (state.i == sched.num_explore), jnp.sum(good))
+        if in_loop_warnings():
+            jax.debug.callback(_warn_if_failed, failed & (state.i == sched.num_explore), jnp.sum(good))
         if not diagonal:
             # An explicit L⁻¹ (see fit._component_log_prob for why not a wide triangular solve).
             linv = jax.scipy.linalg.solve_triangular(chol, jnp.eye(d, dtype=dtype), lower=True)
@@ -626,8 +627,9 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
             state = state._replace(use_partial=jnp.where(end_of_warmup, use_partial & poor & pays, use_partial))
         useless = end_of_warmup & (state.mean_accept_prob < GLOBAL_THRESHOLD)
         # A host callback only when it warns, not on every sampling step.
-        jax.lax.cond(useless, lambda: jax.debug.callback(_warn_if_useless, useless, state.mean_accept_prob, moves,
-                                                         state.use_partial, state.log_restart), lambda: None)
+        if in_loop_warnings():
+            jax.lax.cond(useless, lambda: jax.debug.callback(_warn_if_useless, useless, state.mean_accept_prob, moves,
+                                                             state.use_partial, state.log_restart), lambda: None)
         # Without local moves the chain has nothing else: global moves then stay, however rare.
         new_use_global = state.use_global & ~(useless & (moves > 0))
         return state._replace(
@@ -659,6 +661,14 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         return jax.lax.switch(p, [partial(a, potential_fn=potential_fn) for a in after], state, stats)
 
     return kernel
+
+
+def in_loop_warnings():
+    """Whether the compiled loop warns as it runs, through host callbacks: not while JAX's
+    persistent compilation cache is on (``slppl.enable_compilation_cache``), since JAX never stores
+    a program with host callbacks. ``check_sl(mcmc)`` reports the same conditions after the run
+    (every draw diverged; the global moves switched off)."""
+    return not jax.config.jax_compilation_cache_dir
 
 
 def _warn_if_failed(failed, num_finite):

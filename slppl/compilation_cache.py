@@ -5,10 +5,10 @@ on a small model that is most of what a first run waits for. JAX can keep compil
 disk and reuse them in later processes, and within one process wherever a program is traced
 again (NumPyro's ``MCMC.run`` with ``progress_bar=False`` builds its sampling loop anew on every
 call). :func:`enable_compilation_cache` switches that on with thresholds that keep every
-program; ``benchmarks/compilation_cache.py`` measures what it saves. JAX does not cache programs
-with host callbacks, and ``SL(model)``'s sampling loop has them (its warnings), so today only
-its smaller programs are reused: on eight schools NUTS's compilation fell from 6.0 to 1.8 s in a
-second process, ``SL(model)``'s from 17.6 to 12.9 s.
+program; ``benchmarks/compilation_cache.py`` measures what it saves. JAX never caches a program
+with host callbacks, so with the cache on ``SL(model)`` compiles its loop without the two
+warnings it otherwise gives while running (walkers that never moved, global moves switched off
+at the end of warmup); ``slppl.diagnostics.check_sl(mcmc)`` reports both after the run.
 """
 
 import os
@@ -24,7 +24,8 @@ def enable_compilation_cache(path=None):
     """Keep JAX's compiled programs in ``path`` (default ``~/.cache/slppl/jax``) and reuse them.
 
     Call it once, before the first run; it applies to every JAX program of the process, slppl's
-    and NumPyro's. Returns the directory. An entry is reused only for the same program on the
+    and NumPyro's. Returns the directory. ``SL(model)`` then leaves its two in-loop warnings to
+    :func:`slppl.diagnostics.check_sl` (see the module's note): call it after each run. An entry is reused only for the same program on the
     same JAX version and device, so a stale cache is never wrong, only unused; delete the folder
     to free its space.
 

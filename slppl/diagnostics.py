@@ -289,8 +289,9 @@ def check_sl(run, warn=True, threshold=KHAT_THRESHOLD, rhat_threshold=RHAT_THRES
             warnings.warn(
                 f"chain {c}: Pareto k-hat {row.pareto_k:.2f} of the SL path weights exceeds {threshold}: the "
                 "proposal misses part of the posterior (a funnel's neck, a mode, a heavy tail). The draws "
-                "stay exact but may mix slowly there; ESS and R-hat may not show it. Use a longer "
-                "num_warmup, num_local >= 1, or another denoiser family, and compare with NUTS.",
+                "stay exact but may mix slowly there; ESS and R-hat may not show it. Reparameterise a "
+                "funnel (a hierarchical scale: numpyro.infer.reparam.LocScaleReparam); otherwise use a "
+                "longer num_warmup, num_local >= 1, or another denoiser family, and compare with NUTS.",
                 stacklevel=2,
             )
         if local_diverging[c] > 0 and not all_diverged[c]:

@@ -424,3 +424,23 @@ def test_high_dimensional_fit_is_stored_diagonal_and_stays_exact():
     x = np.asarray(mcmc.get_samples()["x"])
     # Mean of the coordinates' average: 0 under the mixture, sd sqrt(p(1-p) + 1/d) ≈ 0.48.
     assert_within_mcse(x.mean(), 0.0, np.sqrt(0.21 + 1 / d) / np.sqrt(ess), what="mean")
+
+
+def test_with_the_compilation_cache_on_the_compiled_step_has_no_host_callback(tmp_path):
+    """JAX never stores a program with host callbacks: with the cache on, SL(model)'s step leaves
+    its in-loop warnings to check_sl, so the whole sampler can be cached (benchmarks/compilation_cache.py)."""
+    kernel = SL(bimodal_model)
+    z = kernel._setup_model(jax.random.PRNGKey(0), (), {}, None)
+    init_fn, sample = kernel._build_adaptive(100, False)
+    state = init_fn(z, jax.random.PRNGKey(0), (), {})
+
+    def lowered():
+        return jax.jit(lambda s: sample(s, (), {})).lower(state).as_text()
+
+    assert "callback" in lowered()  # the warnings, by default
+    previous = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+        assert "callback" not in lowered()
+    finally:
+        jax.config.update("jax_compilation_cache_dir", previous)
