@@ -79,6 +79,9 @@ def test_the_docs_cite_nothing_a_reader_cannot_open():
     pages = [os.path.join(ROOT, "README.md"), *glob.glob(os.path.join(ROOT, "docs", "*.md"))]
     found = [f"{os.path.basename(p)}: {m.group(0)!r}" for p in pages for m in internal.finditer(open(p, encoding="utf-8").read())]
     assert not found, found
+    # One way to install, from a clone (slppl is not on PyPI): `pip install -e .` and its extras.
+    installs = [m.group(0) for p in pages for m in re.finditer(r"pip install [^`\n]*slppl[^`\n]*", open(p, encoding="utf-8").read())]
+    assert not installs, installs
 
 
 def test_every_name_on_the_api_page_resolves():
