@@ -30,12 +30,13 @@ def enable_compilation_cache(path=None):
     to free its space.
 
     Examples:
-        >>> import tempfile
+        >>> import jax, tempfile
         >>> from slppl import enable_compilation_cache
+        >>> before = jax.config.jax_compilation_cache_dir
         >>> folder = enable_compilation_cache(tempfile.mkdtemp())
-        >>> import jax
         >>> jax.config.jax_compilation_cache_dir == folder
         True
+        >>> jax.config.update("jax_compilation_cache_dir", before)  # off again (before anything compiled)
     """
     path = os.path.abspath(os.path.expanduser(DEFAULT_DIR if path is None else path))
     os.makedirs(path, exist_ok=True)

@@ -96,6 +96,10 @@ def test_every_name_on_the_api_page_resolves():
         for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
             try:
                 obj = importlib.import_module(".".join(parts[:cut]))
+            except ModuleNotFoundError as err:
+                if err.name in ("torch", "pyro"):  # an extra not installed here (the Python 3.12 leg)
+                    break
+                continue
             except ImportError:
                 continue
             try:
