@@ -667,7 +667,12 @@ def in_loop_warnings():
     """Whether the compiled loop warns as it runs, through host callbacks: not while JAX's
     persistent compilation cache is on (``slppl.enable_compilation_cache``), since JAX never stores
     a program with host callbacks. ``check_sl(mcmc)`` reports the same conditions after the run
-    (every draw diverged; the global moves switched off)."""
+    (every draw diverged; the global moves switched off).
+
+    Examples:
+        >>> in_loop_warnings()   # no compilation cache set up in this process
+        True
+    """
     return not jax.config.jax_compilation_cache_dir
 
 

@@ -48,7 +48,12 @@ class Layout(tuple):
 
 def model_arguments(model_args, model_kwargs, where):
     """``(model_args, model_kwargs)`` of a function that takes ``*model_args, **model_kwargs``, with
-    the older keywords ``model_args=`` / ``model_kwargs=`` still read (with a ``FutureWarning``)."""
+    the older keywords ``model_args=`` / ``model_kwargs=`` still read (with a ``FutureWarning``).
+
+    Examples:
+        >>> model_arguments((3,), {"scale": 2.0}, "Gaussian.fit")
+        ((3,), {'scale': 2.0})
+    """
     model_kwargs = dict(model_kwargs)
     old_args, old_kwargs = model_kwargs.pop("model_args", None), model_kwargs.pop("model_kwargs", None)
     if old_args is None and old_kwargs is None:
