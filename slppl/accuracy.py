@@ -62,7 +62,7 @@ def zero_based(reference):
     return out
 
 
-def _resolve_names(reference, warn=True):
+def _resolve_names(reference):
     """The reference with 0-based names.
 
     A reference none of whose indexed names has index 0 is what every reference written for
@@ -72,14 +72,12 @@ def _resolve_names(reference, warn=True):
     indexed = [m for m in map(_INDEXED.match, reference) if m]
     if not indexed or any(int(m.group(2)) == 0 for m in indexed):
         return reference
-    shifted = zero_based(reference)
-    if warn:
-        warnings.warn("the reference's names have no index 0, so they are read as 1-based (Stan's and posteriordb's "
-                      f"convention, e.g. {indexed[0].group(0)!r}); slppl names parameters 0-based, as NumPyro's "
-                      "print_summary does. Convert them with slppl.accuracy.zero_based(reference) to silence "
-                      "this; 1-based names will stop being accepted in a future release.", FutureWarning,
-                      stacklevel=3)
-    return shifted
+    warnings.warn("the reference's names have no index 0, so they are read as 1-based (Stan's and posteriordb's "
+                  f"convention, e.g. {indexed[0].group(0)!r}); slppl names parameters 0-based, as NumPyro's "
+                  "print_summary does. Convert them with slppl.accuracy.zero_based(reference) to silence "
+                  "this; 1-based names will stop being accepted in a future release.", FutureWarning,
+                  stacklevel=3)
+    return zero_based(reference)
 
 
 def _reference_moments(reference):
@@ -118,7 +116,11 @@ def against_reference(draws, reference):
         >>> bool(table.loc["x", "z"] < 4 * table.loc["x", "mcse_z"])
         True
     """
-    moments = _reference_moments(_resolve_names(reference))
+    return _errors(draws, _reference_moments(_resolve_names(reference)))
+
+
+def _errors(draws, moments):
+    """:func:`against_reference`'s table from the reference's moments, its names already 0-based."""
     names = [k for k in draws if k in moments]
     if not names:
         raise ValueError(f"the reference names none of the sampled parameters: reference has "

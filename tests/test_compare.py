@@ -146,6 +146,10 @@ def test_compare_follows_numpyro_conventions_and_keeps_the_old_call_working():
     np.testing.assert_array_equal(old.runs["NUTS"].samples["x"], new.runs["NUTS"].samples["x"])
     assert sorted(old.accuracy["NUTS"].index) == ["x[0]", "x[2]"]
     np.testing.assert_allclose(old.accuracy["NUTS"]["z"], new.accuracy["NUTS"]["z"])
+    # A 1-based reference is renamed once, not again for each sampler's table.
+    with pytest.warns(FutureWarning, match="read as 1-based") as caught:
+        once = compare(jax.random.PRNGKey(3), model, reference={"x[2]": (0.0, 1.0), "x[3]": (0.0, 1.0)}, **settings)
+    assert len(caught) == 1 and sorted(once.accuracy["NUTS"].index) == ["x[1]", "x[2]"]
 
 
 def test_reference_names_are_zero_based_and_one_based_ones_are_never_misread():
