@@ -450,10 +450,28 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
             )
 
         z_before = state.z
-        state = jax.lax.cond(state.use_global, partial(sl_move, potential_fn=potential_fn), skip, state)
         if partial_moves:
-            state = jax.lax.cond(state.use_partial, partial(partial_move, potential_fn=potential_fn),
-                                 lambda s: s._replace(partial_accept_prob=jnp.zeros_like(s.partial_accept_prob)), state)
+            # The global move is the partial-path move restarted at t_r = 0, so both run through
+            # one compiled proposal (a loop of two: global, then partial-path), not two programs.
+            def body(j, state):
+                first = j == 0
+                active = jnp.where(first, state.use_global, state.use_partial)
+
+                def go(state):
+                    restart = jnp.where(first, 0.0, jnp.exp(state.log_restart)).astype(state.log_restart.dtype)
+                    state, move, u = propose(state, potential_fn, restart)
+                    return jax.lax.cond(first, global_bookkeeping, partial_bookkeeping, state, move, u)
+
+                def idle(state):
+                    return jax.lax.cond(first, skip, lambda s: s._replace(partial_accept_prob=jnp.zeros_like(s.partial_accept_prob)),
+                                        state)
+
+                return jax.lax.cond(active, go, idle, state)
+
+            state = jax.lax.fori_loop(0, 2, body, state)
+        else:
+            state = jax.lax.cond(state.use_global, lambda s: global_bookkeeping(*propose(s, potential_fn, 0.0)), skip,
+                                 state)
         moved = jnp.any(jnp.asarray([jnp.any(a != b) for a, b in zip(jax.tree_util.tree_leaves(state.z),
                                                                      jax.tree_util.tree_leaves(z_before))]))
 
@@ -466,13 +484,31 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         walkers = jax.lax.cond(synced, sync, lambda w: w, state.walkers)
         return state._replace(walkers=walkers, num_grad_evals=state.num_grad_evals + synced.astype(jnp.int32))
 
-    def partial_move(state, potential_fn):
+    def propose(state, potential_fn, restart_time):
+        """One exact move from the current point: ``num_proposals`` points from the proposal's SL path
+        restarted at ``restart_time`` (0: a global move), i-SIR among them. Returns the state at the
+        chosen point, the :class:`~slppl.kernel.Move` and the whitened point it started from."""
         key, k_move = jax.random.split(state.rng_key)
-        dtype = state.potential_energy.dtype
+        flat, _ = ravel_pytree(state.z)
         u, to_x = _whitened(state)
-        move = partial_path_move(k_move, u, state.log_weight, state.mixture, jnp.exp(state.log_restart),
-                                 lambda u_: potential_fn(to_x(u_)), num_proposals)
-        z = jax.tree_util.tree_map(lambda a, b: jnp.where(move.accept, a, b), to_x(move.x), state.z)
+
+        def potential_u(u_):
+            return potential_fn(to_x(u_))
+
+        if partial_moves:
+            move = partial_path_move(k_move, u, state.log_weight, state.mixture, restart_time, potential_u, num_proposals)
+        else:
+            move = imh_proposal(k_move, state.log_weight, _denoiser(state), (), potential_u,
+                                jnp.asarray(times, flat.dtype), integrator, dim=flat.shape[0], num_proposals=num_proposals)
+        state = state._replace(
+            z=jax.tree_util.tree_map(lambda a, b: jnp.where(move.accept, a, b), to_x(move.x), state.z),
+            potential_energy=jnp.where(move.accept, move.potential_energy, state.potential_energy),
+            log_weight=jnp.where(move.accept, move.log_weight, state.log_weight), rng_key=key,
+        )
+        return state, move, u
+
+    def partial_bookkeeping(state, move, u):
+        dtype = state.potential_energy.dtype
         # Robbins–Monro on log t_r during the second half of warmup: a higher restart time when
         # the move is refused too often (more local), a lower one when it is accepted easily.
         n = state.i - sched.refit
@@ -482,25 +518,15 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         jump = jnp.where(move.accept, jnp.sum((move.x - u) ** 2), 0.0)
         stats = state.jump_stats + jnp.where(adapting, jnp.stack([jump, num_proposals, 0.0, 0.0]), 0.0).astype(dtype)
         return state._replace(
-            z=z, potential_energy=jnp.where(move.accept, move.potential_energy, state.potential_energy),
-            log_weight=jnp.where(move.accept, move.log_weight, state.log_weight), rng_key=key, jump_stats=stats,
-            partial_accept_prob=move.accept_prob.astype(dtype), log_restart=log_restart.astype(dtype),
+            jump_stats=stats, partial_accept_prob=move.accept_prob.astype(dtype), log_restart=log_restart.astype(dtype),
             diverging=state.diverging | move.diverging,
             num_potential_evals=state.num_potential_evals + num_proposals,
         )
 
-    def sl_move(state, potential_fn):
-        key, k_global, k_keep = jax.random.split(state.rng_key, 3)
-        flat, _ = ravel_pytree(state.z)
-        dtype = flat.dtype
-        _, to_x = _whitened(state)
-        move = imh_proposal(
-            k_global, state.log_weight, _denoiser(state), (),
-            lambda u: potential_fn(to_x(u)), jnp.asarray(times, dtype), integrator, dim=flat.shape[0],
-            num_proposals=num_proposals,
-        )
-        z = jax.tree_util.tree_map(lambda a, b: jnp.where(move.accept, a, b), to_x(move.x), state.z)
-        pe = jnp.where(move.accept, move.potential_energy, state.potential_energy)
+    def global_bookkeeping(state, move, u):
+        key, k_keep = jax.random.split(state.rng_key)
+        dtype = state.potential_energy.dtype
+
         # Before the refit, the buffer takes a few proposals per step resampled by their exact
         # weights (sampling importance resampling): draws of the target, the tails the first fit
         # covered thinly included, where the walkers' draws said nothing about mass.
@@ -523,8 +549,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         mean_accept = jnp.where(n <= 1, 0.0, state.mean_accept_prob)
         mean_accept = mean_accept + (move.accept_prob - mean_accept) / jnp.maximum(n, 1)
         return state._replace(
-            z=z, potential_energy=pe, log_weight=jnp.where(move.accept, move.log_weight, state.log_weight),
-            rng_key=key, buffer=buffer, accept_prob=move.accept_prob,
+            rng_key=key, buffer=buffer, accept_prob=move.accept_prob.astype(dtype),
             mean_accept_prob=mean_accept.astype(dtype),
             diverging=move.diverging, proposal_log_weight=move.proposal_log_weight,
             num_grad_evals=jnp.zeros((), jnp.int32),
@@ -660,6 +685,9 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         state, stats = local(state, num_active(state, p), potential_fn, tempered)
         return jax.lax.switch(p, [partial(a, potential_fn=potential_fn) for a in after], state, stats)
 
+    # The phases' own pieces, for measuring what each costs to compile (benchmarks/compile_costs.py).
+    kernel.parts = dict(fit=fit, global_move=global_move, local=local, after_explore=after_explore,
+                        after_fit=after_fit, after_composite=after_composite)
     return kernel
 
 

@@ -184,13 +184,18 @@ def mixture_log_prob(x, log_weights, means, covs):
 
 
 def _kmeans_pp(rng_key, x, k):
-    keys = jax.random.split(rng_key, k)
-    first = x[jax.random.randint(keys[0], (), 0, x.shape[0])]
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each next centre drawn with probability ∝ the
+    squared distance to the nearest centre so far, by the Gumbel-max trick."""
+    n = x.shape[0]
+    # All the Gumbel noise in one flat draw before the loop: a random draw per iteration cost XLA
+    # 0.65 s to compile against 0.29 s (every EM program compiles its own copy).
+    gumbel = jax.random.gumbel(rng_key, (k * n,), x.dtype).reshape(k, n)
+    first = x[jnp.argmax(gumbel[0])]
     means = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first)
 
     def body(j, carry):
         means, d2 = carry
-        nxt = x[jax.random.categorical(keys[j], jnp.log(d2 + 1e-30))]
+        nxt = x[jnp.argmax(jnp.log(d2 + 1e-30) + gumbel[j])]
         return means.at[j].set(nxt), jnp.minimum(d2, jnp.sum((x - nxt) ** 2, 1))
 
     # A loop, not k unrolled copies: it is compiled inside NumPyro's sampling loop.
