@@ -206,37 +206,52 @@ def _kmeans_pp(rng_key, x, k):
 DIAG_FLOOR = 1e-6
 
 
-def _em(rng_key, x, mask, num_iters, spherical=None, tol=1e-6):
+FULL, DIAG, SPHERICAL = 0, 1, 2
+
+
+def _em(rng_key, x, mask, num_iters, kind, matrices=True, tol=1e-6):
     """EM for a mixture of ``mask.sum()`` components, padded to ``mask.size`` (static shapes).
 
-    ``spherical=None``: full covariances ``(K, d, d)``; otherwise diagonal ones ``(K, d)``,
-    averaged over the coordinates where ``spherical`` (a traced bool, so the diagonal and
-    spherical types share one compiled program). Stops after ``num_iters`` iterations or when the
-    mean log likelihood gains less than ``tol``.
+    ``kind`` (traced, so every covariance type shares one compiled program): ``FULL`` covariances,
+    or diagonal ones (``DIAG``), averaged over the coordinates (``SPHERICAL``). ``matrices``
+    (static): covariances stored as ``(K, d, d)`` matrices, so that the full type can be among the
+    kinds; otherwise as ``(K, d)`` variances (diagonal kinds only, O(K·d) per draw in high
+    dimension). Stops after ``num_iters`` iterations or when the mean log likelihood gains less
+    than ``tol``.
     """
     n, d = x.shape
     k_max = mask.shape[0]
-    full = spherical is None
     eye = jnp.eye(d, dtype=x.dtype)
     means = _kmeans_pp(rng_key, x, k_max)
-    covs = jnp.broadcast_to(eye, (k_max, d, d)) if full else jnp.ones((k_max, d), x.dtype)
+    covs = jnp.broadcast_to(eye, (k_max, d, d)) if matrices else jnp.ones((k_max, d), x.dtype)
     log_w = jnp.where(mask, -jnp.log(mask.sum()), -jnp.inf).astype(x.dtype)
-    log_prob = _component_log_prob if full else _diag_log_prob
+
+    def log_prob(means, covs):
+        if not matrices:
+            return _diag_log_prob(x, means, covs)
+        return jax.lax.cond(kind == FULL, lambda: _component_log_prob(x, means, covs),
+                            lambda: _diag_log_prob(x, means, jnp.diagonal(covs, axis1=-2, axis2=-1)))
 
     def e_step(log_w, means, covs):
-        joint = log_prob(x, means, covs) + log_w
+        joint = log_prob(means, covs) + log_w
         ll = logsumexp(joint, axis=1)
         return jnp.exp(joint - ll[:, None]), jnp.mean(ll)
 
     def m_covs(resp, nk, means):
-        if full:
+        def variances():
+            var = jnp.maximum((resp.T @ x**2) / nk[:, None] - means**2, 0.0)
+            var = jnp.where(kind == SPHERICAL, jnp.mean(var, -1, keepdims=True), var) + DIAG_FLOOR
+            return jnp.where(mask[:, None], var, 1.0)
+
+        def full():
             dev = x[:, None, :] - means[None]
             covs = _shrink(jnp.einsum("nk,nki,nkj->kij", resp, dev, dev) / nk[:, None, None], nk, d)
             # Padding components stay at weight 0 with a harmless covariance.
             return jnp.where(mask[:, None, None], covs, eye)
-        var = jnp.maximum((resp.T @ x**2) / nk[:, None] - means**2, 0.0)
-        var = jnp.where(spherical, jnp.mean(var, -1, keepdims=True), var) + DIAG_FLOOR
-        return jnp.where(mask[:, None], var, 1.0)
+
+        if not matrices:
+            return variances()
+        return jax.lax.cond(kind == FULL, full, lambda: variances()[:, :, None] * eye)
 
     def body(carry):
         i, params, _, ll_old = carry
@@ -257,7 +272,7 @@ def _em(rng_key, x, mask, num_iters, spherical=None, tol=1e-6):
     return params, jnp.where(jnp.isfinite(ll), ll, -jnp.inf)
 
 
-def _select(rng_key, x, ks, allowed, num_params, k_max, num_restarts, num_iters, spherical=None):
+def _select(rng_key, x, ks, allowed, num_params, k_max, num_restarts, num_iters, kind, matrices=True):
     """BIC's choice among ``ks`` components for one covariance type: ``(params, ll, bic, count)``.
 
     Candidates run in increasing order, stopping at the first that does not lower BIC or is not
@@ -271,7 +286,7 @@ def _select(rng_key, x, ks, allowed, num_params, k_max, num_restarts, num_iters,
     def candidate(c):
         # lax.map, not vmap: restarts one after another keep XLA's programs small; the vmapped EM
         # was also where a pmap deadlock on CPU was bisected to (docs §7).
-        params, ll = jax.lax.map(lambda key: _em(key, x, masks[c], num_iters, spherical), keys[c])
+        params, ll = jax.lax.map(lambda key: _em(key, x, masks[c], num_iters, kind, matrices), keys[c])
         r = jnp.argmax(ll)
         bic = -2.0 * n * ll[r] + num_params[c] * jnp.log(n)
         return jax.tree_util.tree_map(lambda a: a[r], params), ll[r], jnp.where(jnp.isfinite(bic), bic, jnp.inf)
@@ -288,7 +303,7 @@ def _select(rng_key, x, ks, allowed, num_params, k_max, num_restarts, num_iters,
         return (c < len(ks)) & improved & allowed[jnp.minimum(c, len(ks) - 1)]
 
     inf = jnp.asarray(jnp.inf, x.dtype)
-    cov_shape = (k_max, d, d) if spherical is None else (k_max, d)
+    cov_shape = (k_max, d, d) if matrices else (k_max, d)
     none = ((jnp.zeros(k_max, x.dtype), jnp.zeros((k_max, d), x.dtype), jnp.ones(cov_shape, x.dtype)), -inf, inf, 0)
     _, (params, ll, bic, best), _ = jax.lax.while_loop(go_on, body, (0, none, jnp.ones((), bool)))
     return params, ll, bic, jnp.asarray(ks)[best]
@@ -313,8 +328,8 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
         covariance_types: candidate covariance types, a subset of :data:`COVARIANCE_TYPES`
             (static).
 
-    The diagonal, spherical and scaled types run one compiled EM (``lax.map`` over the three),
-    the full type another; candidates are masks over the largest candidate's components. Returns
+    Every type runs through one compiled EM (``lax.map`` over the types, the covariance kind a
+    traced switch); candidates are masks over the largest candidate's components. Returns
     a :class:`MixtureFit` padded to ``max(components)`` components, with full covariance matrices.
 
     Examples:
@@ -329,21 +344,13 @@ def fit_mixture(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, n
     """
     draws = jnp.asarray(draws)
     d, dtype = draws.shape[1], draws.dtype
-    names, results, maps, loc, best, lls = _fit_types(rng_key, draws, components, num_restarts, num_iters,
-                                                      covariance_types)
-
-    def in_draw_units(c):
-        def build():
-            (log_w, means, covs), _, _, _ = results[c]
-            if c != "full":
-                covs = covs[:, :, None] * jnp.eye(d, dtype=dtype)
-            a = maps[c]
-            return log_w, loc + means @ a.T, a @ covs @ a.T
-        return build
-
-    log_w, means, covs = jax.lax.switch(best, [in_draw_units(c) for c in names])
+    chosen, a, loc, summary = _fit_types(rng_key, draws, components, num_restarts, num_iters, covariance_types)
+    log_w, means, covs = chosen
+    if covs.ndim == 2:
+        covs = covs[:, :, None] * jnp.eye(d, dtype=dtype)
+    covs = a @ covs @ a.T
     covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2))
-    return _padded(results, names, best, lls, (log_w, means, covs), max(components),
+    return _padded(summary, (log_w, loc + means @ a.T, covs), max(components),
                    jnp.broadcast_to(jnp.eye(d, dtype=dtype), (1, d, d)))
 
 
@@ -368,33 +375,29 @@ def fit_diagonal(rng_key, draws, components=DEFAULT_COMPONENTS, num_restarts=3, 
     """
     draws = jnp.asarray(draws)
     d = draws.shape[1]
-    names, results, maps, loc, best, lls = _fit_types(rng_key, draws, components, num_restarts, num_iters,
-                                                      DIAGONAL_TYPES)
-    (log_w, means, var), chol = jax.lax.switch(best, [lambda c=c: (results[c][0], maps[c]) for c in names])
-    fit = _padded(results, names, best, lls, (log_w, means, var), max(components), jnp.ones((1, d), draws.dtype))
-    return fit, loc, chol
+    chosen, chol, loc, summary = _fit_types(rng_key, draws, components, num_restarts, num_iters, DIAGONAL_TYPES)
+    return _padded(summary, chosen, max(components), jnp.ones((1, d), draws.dtype)), loc, chol
 
 
-def _padded(results, names, best, lls, params, k_pad, pad_cov):
+def _padded(summary, params, k_pad, pad_cov):
     """The chosen fit as a :class:`MixtureFit` padded to ``k_pad`` components."""
     log_w, means, covs = params
     pad = k_pad - log_w.shape[0]
-    counts = jnp.stack([results[c][3] for c in names])
-    type_index = jnp.asarray([COVARIANCE_TYPES.index(c) for c in names])
     return MixtureFit(
         jnp.concatenate([log_w, jnp.full((pad,), -jnp.inf, log_w.dtype)]),
         jnp.concatenate([means, jnp.zeros((pad, means.shape[1]), means.dtype)]),
         jnp.concatenate([covs, jnp.broadcast_to(pad_cov, (pad,) + pad_cov.shape[1:])]),
-        counts[best], lls[best], type_index[best],
+        *summary,
     )
 
 
 def _fit_types(rng_key, draws, components, num_restarts, num_iters, covariance_types):
     """EM and BIC per covariance type, each in its working coordinates ``draws = loc + A·work``.
 
-    Returns ``(names, results, maps, loc, best, lls)``: per type the best candidate's
-    ``(params, ll, bic, count)`` in working coordinates and its map ``A``; ``best`` indexes
-    ``names`` (lowest BIC in the draws' units), ``lls`` the types' log likelihoods in those units.
+    Returns ``(params, A, loc, summary)`` of the type with the lowest BIC in the draws' units:
+    its best candidate's ``(log_weights, means, covs)`` in working coordinates, its map, the
+    draws' mean, and ``(num_components, log_likelihood, covariance_type)`` (the log likelihood in
+    the draws' units, the type as an index into :data:`COVARIANCE_TYPES`).
     """
     n, d = draws.shape
     unknown = set(covariance_types) - set(COVARIANCE_TYPES)
@@ -420,31 +423,29 @@ def _fit_types(rng_key, draws, components, num_restarts, num_iters, covariance_t
     inverse = {c: jax.scipy.linalg.solve_triangular(a, jnp.eye(d, dtype=dtype), lower=True) for c, a in maps.items()}
     log_det = {c: jnp.sum(jnp.log(jnp.abs(jnp.diagonal(a)))) for c, a in maps.items()}
 
-    results = {}
-    if "full" in cands:
-        ks = cands["full"]
-        results["full"] = _select(keys["full"], x, ks, jnp.ones(len(ks), bool),
-                                  jnp.asarray([num_parameters("full", k, d) for k in ks], dtype), k_max,
-                                  num_restarts, num_iters)
-    diagonal = [c for c in ("diag", "spherical", "scaled") if c in cands]
-    if diagonal:
-        ks = tuple(sorted(set().union(*(cands[c] for c in diagonal))))
-        data = jnp.stack([(draws - loc) @ inverse[c].T for c in diagonal])
-        spherical = jnp.asarray([c != "diag" for c in diagonal])
-        allowed = jnp.asarray([[k in cands[c] for k in ks] for c in diagonal])
-        num_params = jnp.asarray([[num_parameters(c, k, d) for k in ks] for c in diagonal], dtype)
-        type_keys = jnp.stack([keys[c] for c in diagonal])
-        out = jax.lax.map(lambda a: _select(a[0], a[1], ks, a[2], a[3], k_max, num_restarts, num_iters, a[4]),
-                          (type_keys, data, allowed, num_params, spherical))
-        for j, c in enumerate(diagonal):
-            results[c] = jax.tree_util.tree_map(lambda a: a[j], out)
-    names = list(results)
+    # Every type through one compiled EM (a lax.map over the types, each in its working
+    # coordinates): the full type and the diagonal ones as two programs cost the eight-schools
+    # SL(model) step 2.3 s more to compile than the full type alone.
+    names = [c for c in COVARIANCE_TYPES if c in cands]
+    matrices = "full" in cands
+    ks = tuple(sorted(set().union(*(cands[c] for c in names))))
+    data = jnp.stack([(draws - loc) @ inverse[c].T for c in names])
+    kinds = jnp.asarray([{"full": FULL, "diag": DIAG}.get(c, SPHERICAL) for c in names])
+    allowed = jnp.asarray([[k in cands[c] for k in ks] for c in names])
+    num_params = jnp.asarray([[num_parameters(c, k, d) for k in ks] for c in names], dtype)
+    type_keys = jnp.stack([keys[c] for c in names])
+    out = jax.lax.map(lambda a: _select(a[0], a[1], ks, a[2], a[3], k_max, num_restarts, num_iters, a[4], matrices),
+                      (type_keys, data, allowed, num_params, kinds))
+    params, lls, bics, counts = out
     # Log likelihoods and BIC in the draws' units (each working map's Jacobian).
-    lls = jnp.stack([results[c][1] - log_det[c] for c in names])
-    bics = jnp.stack([results[c][2] + 2.0 * n * log_det[c] for c in names])
-    bics = jnp.where(jnp.isfinite(bics), bics, jnp.inf)
-    best = jnp.argmin(bics)
-    return names, results, maps, loc, best, lls
+    log_dets = jnp.stack([log_det[c] for c in names])
+    bics = bics + 2.0 * n * log_dets
+    best = jnp.argmin(jnp.where(jnp.isfinite(bics), bics, jnp.inf))
+    # Gathers, not a switch over the types: fewer programs for XLA to compile.
+    chosen = jax.tree_util.tree_map(lambda a: a[best], params)
+    type_index = jnp.asarray([COVARIANCE_TYPES.index(c) for c in names])
+    summary = (counts[best], (lls - log_dets)[best], type_index[best])
+    return chosen, jnp.stack([maps[c] for c in names])[best], loc, summary
 
 
 def fit_laplace(potential_fn, init_position, fallback, max_iter=500, num_newton=5):
