@@ -2,8 +2,8 @@
 
 Measures, on eight schools (non-centred) and one chain:
 
-1. XLA compile time of the adaptive step and of each phase's own work (fit, global step), and of
-   the compiled init;
+1. XLA compile time of the adaptive step, of each phase's own work alone (fit, global and
+   partial-path moves, local NUTS; ``build_kernel(...).parts``), and of the compiled init;
 2. run time of each phase once compiled (explore, fit, warmup composite, sampling);
 3. two XLA behaviours the kernel works around (``slppl/_random.py``, ``denoisers/fit.py``):
    a float64 normal draw of shape ``(8, 128, 10)`` against the same numbers drawn flat, and a
@@ -65,9 +65,20 @@ def adaptive():
     from slppl import SL
 
     case = next(c for c in cases.reference_cases() if c.name.startswith("eight schools (non"))
+    from slppl import adaptation
+
     kernel = SL(case.model)
     z = kernel._setup_model(jax.random.PRNGKey(0), case.args, {}, None)
-    init_fn, sample = kernel._build_adaptive(1000, False)
+    built = []
+    build_kernel = adaptation.build_kernel
+    adaptation.build_kernel = lambda *a, **k: built.append(build_kernel(*a, **k)) or built[-1]
+    try:
+        init_fn, sample = kernel._build_adaptive(1000, False)
+    finally:
+        adaptation.build_kernel = build_kernel
+    parts = built[0].parts
+    potential = kernel._get_potential_fn(case.args, {})
+    tempered = kernel._get_tempered_fn(case.args, {})
     rows = []
 
     def compile_s(name, f, *a):
@@ -78,6 +89,10 @@ def adaptive():
     compile_s("init (walker starts, walkers' NUTS set-up)", lambda z, k: init_fn(z, k, case.args, {}), z, jax.random.PRNGKey(0))
     state = init_fn(z, jax.random.PRNGKey(0), case.args, {})
     compile_s("one adaptive step (all phases)", lambda s: sample(s, case.args, {}), state)
+    # Each phase's own work alone (the step holds them all, behind one lax.switch).
+    compile_s("  the fit (EM, reweighting), alone", lambda s: parts["fit"](s, potential), state)
+    compile_s("  the global and partial-path moves, alone", lambda s: parts["global_move"](s, potential), state)
+    compile_s("  the local NUTS moves, alone", lambda s: parts["local"](s, 16, potential, tempered), state)
 
     @partial(jax.jit, static_argnums=1)
     def loop(s, n):

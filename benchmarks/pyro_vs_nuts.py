@@ -52,7 +52,7 @@ def schools(y, sigma):
 
 
 class Counting:
-    """Counts the torch potential evaluations the SL kernel makes (through its host callbacks)."""
+    """Counts the torch calls the SL kernel makes (through its host callbacks)."""
 
     def __init__(self, kernel):
         self.calls = 0
@@ -61,8 +61,9 @@ class Counting:
             fn = getattr(host, name)
 
             def counted(flat, fn=fn):
-                # Torch evaluations: a batched callback recurses into this once per row.
-                self.calls += flat.ndim == 1
+                # Torch calls: a batch is one call when the model batches (slppl.pyro_potential);
+                # otherwise the callback recurses into this once per row.
+                self.calls += flat.ndim == 1 or host.batched is not None
                 return fn(flat)
 
             setattr(host, name, counted)

@@ -55,7 +55,7 @@ from ._random import categorical
 from .denoisers.fit import (DEFAULT_COMPONENTS, fit_diagonal, fit_gaussian, fit_laplace, fit_mixture, max_components,
                             num_parameters, reweight)
 from .denoisers.mixture import MixtureDenoiser, MixtureParams
-from .kernel import imh_proposal
+from .kernel import PROPOSAL_CHUNK, imh_proposal
 from .partial_path import partial_path_move
 from .trajectory import conditional_path, path_log_aux
 
@@ -334,7 +334,7 @@ class _LocalStats(NamedTuple):
 
 
 def build_kernel(sched, family, times, integrator, local_kernel, num_local=None, batched=False,
-                 num_reweight=128, num_proposals=1):
+                 num_reweight=128, num_proposals=1, proposal_chunk=PROPOSAL_CHUNK, vectorized_walkers=False):
     """Return ``kernel(state, potential_fn, tempered=None) -> state``: one step of the adaptive SL kernel.
 
     ``tempered(β)``, when the model splits into prior and likelihood, is the potential of
@@ -343,12 +343,16 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
     ``family``: a key of ``FAMILIES``. ``num_local``: local NUTS moves after each global step; ``None`` (default) makes one
     during warmup and keeps it after warmup only if the warmup's global acceptance was below
     ``LOCAL_THRESHOLD``. ``num_proposals``: SL paths per global step (i-SIR when > 1, see
-    :func:`slppl.kernel.imh_proposal`).
+    :func:`slppl.kernel.imh_proposal`), evaluated ``proposal_chunk`` at a time.
 
     A step is: the phase's own work (nothing / the fit / the global SL move), then NUTS moves of
     the walker slots the phase activates (every walker while exploring, slot 0 — the chain — in
     the composite phase), then the phase's bookkeeping. NUTS thus sits at one place in the
     program.
+
+    ``vectorized_walkers=True`` moves the exploring walkers together (a ``vmap`` of NUTS, which
+    compiles a second NUTS program), so that a potential behind a host callback (Pyro's) sees
+    one batch per leapfrog step instead of one call per walker.
 
     ``batched=True`` when the state has a leading chain axis (``chain_method="vectorized"``): the
     phase is then read from the first chain's counter, outside the ``vmap``.
@@ -496,10 +500,12 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
             return potential_fn(to_x(u_))
 
         if partial_moves:
-            move = partial_path_move(k_move, u, state.log_weight, state.mixture, restart_time, potential_u, num_proposals)
+            move = partial_path_move(k_move, u, state.log_weight, state.mixture, restart_time, potential_u, num_proposals,
+                                     proposal_chunk)
         else:
             move = imh_proposal(k_move, state.log_weight, _denoiser(state), (), potential_u,
-                                jnp.asarray(times, flat.dtype), integrator, dim=flat.shape[0], num_proposals=num_proposals)
+                                jnp.asarray(times, flat.dtype), integrator, dim=flat.shape[0], num_proposals=num_proposals,
+                                chunk=proposal_chunk)
         state = state._replace(
             z=jax.tree_util.tree_map(lambda a, b: jnp.where(move.accept, a, b), to_x(move.x), state.z),
             potential_energy=jnp.where(move.accept, move.potential_energy, state.potential_energy),
@@ -567,24 +573,35 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
             beta = jnp.where(annealing, jnp.exp(state.log_beta0 * (1.0 - state.i / anneal_steps)), 1.0)
             potential_fn = tempered(beta.astype(dtype))
 
-        def body(j, carry):
-            walkers, stats = carry
-            slot = jnp.where(exploring, j, 0)
-            w = _slot(walkers, slot)
+        def move(w):
+            """One NUTS move of one walker: its new state and ``(gradients, accept_prob, diverging)``."""
             if tempered is not None:
                 # β changed since the walker's last move (also at the first step at β = 1): its
                 # energy and gradient are re-evaluated, or NUTS compares against a stale energy and
                 # rejects every move.
                 w = jax.lax.cond(reheat, lambda w: _at_temperature(w, potential_fn), lambda w: w, w)
             w = local_kernel.sample(w, (potential_fn,), {})
-            walkers = _set_slot(walkers, slot, w)
-            return walkers, _LocalStats(
-                stats.grads + w.num_steps.astype(jnp.int32) + (reheat & (tempered is not None)).astype(jnp.int32),
-                stats.accept + w.accept_prob.astype(dtype), stats.diverging | w.diverging,
-            )
+            grads = w.num_steps.astype(jnp.int32) + (reheat & (tempered is not None)).astype(jnp.int32)
+            return w, _LocalStats(grads, w.accept_prob.astype(dtype), w.diverging)
 
-        stats = _LocalStats(jnp.zeros((), jnp.int32), jnp.zeros((), dtype), jnp.zeros((), bool))
-        walkers, stats = jax.lax.fori_loop(0, num_active, body, (state.walkers, stats))
+        def body(j, carry):
+            walkers, stats = carry
+            slot = jnp.where(exploring, j, 0)
+            w, moved = move(_slot(walkers, slot))
+            return _set_slot(walkers, slot, w), jax.tree_util.tree_map(jnp.add, stats, moved)
+
+        def one_at_a_time(walkers):
+            stats = _LocalStats(jnp.zeros((), jnp.int32), jnp.zeros((), dtype), jnp.zeros((), bool))
+            return jax.lax.fori_loop(0, num_active, body, (walkers, stats))
+
+        def together(walkers):
+            walkers, stats = jax.vmap(move)(walkers)
+            return walkers, _LocalStats(jnp.sum(stats.grads, dtype=jnp.int32), jnp.sum(stats.accept), jnp.any(stats.diverging))
+
+        if vectorized_walkers:
+            walkers, stats = jax.lax.cond(exploring, together, one_at_a_time, state.walkers)
+        else:
+            walkers, stats = one_at_a_time(state.walkers)
         return state._replace(walkers=walkers), stats._replace(accept=stats.accept / jnp.maximum(num_active, 1))
 
     def after_explore(state, stats, potential_fn):

@@ -88,7 +88,8 @@ def init(position, potential_fn, rng_key, denoiser, num_proposals=1):
 
 
 def build_kernel(
-    denoiser, times, integrator, correction="mh", final="gaussian", cov_floor=0.0, num_warmup=0, num_proposals=1
+    denoiser, times, integrator, correction="mh", final="gaussian", cov_floor=0.0, num_warmup=0, num_proposals=1,
+    proposal_chunk=PROPOSAL_CHUNK,
 ):
     """Return ``kernel(state, potential_fn) -> state``, one SL step per call.
 
@@ -101,6 +102,7 @@ def build_kernel(
         num_warmup: steps after which ``mean_accept_prob`` restarts.
         num_proposals: paths per step (i-SIR when > 1, see :func:`imh_proposal`); match it in
             :func:`init`.
+        proposal_chunk: proposals evaluated per batch (:func:`imh_proposal`'s ``chunk``).
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -125,6 +127,7 @@ def build_kernel(
         move = imh_proposal(
             key_move, state.log_weight, denoiser, state.denoiser_state, lambda x: potential_fn(unravel(x)),
             jnp.asarray(times, flat.dtype), integrator, correction, final, cov_floor, flat.shape[0], num_proposals,
+            proposal_chunk,
         )
         itr = state.i + 1
         n = jnp.where(state.i < num_warmup, itr, itr - num_warmup)
@@ -180,7 +183,7 @@ class Move(NamedTuple):
 
 def imh_proposal(
     rng_key, log_weight, denoiser, denoiser_state, potential_fn, times, integrator, correction="mh",
-    final="gaussian", cov_floor=0.0, dim=None, num_proposals=1,
+    final="gaussian", cov_floor=0.0, dim=None, num_proposals=1, chunk=PROPOSAL_CHUNK,
 ):
     """SL trajectories proposed against a current point of log weight ``log_weight``.
 
@@ -194,6 +197,8 @@ def imh_proposal(
     evaluated in one batch, and it moves far more often when the weights vary: ``accept_prob``
     is then the probability of leaving the current point, and ``proposal_log_weight`` has shape
     ``(K,)``. With ``correction=None`` the first finite proposal is taken. Returns a :class:`Move`.
+    With exact paths the ``K`` points are evaluated ``chunk`` at a time (a ``vmap`` per chunk);
+    ``chunk = K`` evaluates them together, which suits a potential behind a host callback.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -233,7 +238,7 @@ def imh_proposal(
         # Drawn in one batch from ν rather than vmapped over keys: batched random bits took XLA
         # a second longer to compile. The path's terms cancel in the weight (trajectory._exact_trajectory).
         xs = denoiser.sample(key_traj, num_proposals).astype(dtype)
-        pes, log_weights = _evaluate(xs, potential_fn, denoiser.log_prob, dtype)
+        pes, log_weights = _evaluate(xs, potential_fn, denoiser.log_prob, dtype, chunk)
         divergings = ~(jnp.all(jnp.isfinite(xs), -1) & jnp.isfinite(log_weights))
         states = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (num_proposals,) + jnp.shape(a)), denoiser_state)
     else:

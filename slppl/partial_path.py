@@ -26,12 +26,12 @@ import jax.numpy as jnp
 
 from ._random import categorical, normal
 from .denoisers.mixture import MixtureDenoiser, tilted_components
-from .kernel import _evaluate, isir_select
+from .kernel import PROPOSAL_CHUNK, _evaluate, isir_select
 
 __all__ = ["partial_path_move"]
 
 
-def partial_path_move(rng_key, x, log_weight, mixture, restart_time, potential_fn, num_proposals):
+def partial_path_move(rng_key, x, log_weight, mixture, restart_time, potential_fn, num_proposals, chunk=PROPOSAL_CHUNK):
     """One exact partial-path move from ``x`` against a Gaussian-mixture proposal.
 
     Args:
@@ -42,6 +42,7 @@ def partial_path_move(rng_key, x, log_weight, mixture, restart_time, potential_f
         restart_time: ``t_r ≥ 0``; 0 is a global move.
         potential_fn: ``U`` on the same coordinates.
         num_proposals: ``K``, the number of points proposed.
+        chunk: proposals evaluated per batch (see :func:`slppl.kernel.imh_proposal`).
 
     Returns a :class:`slppl.kernel.Move`.
 
@@ -66,6 +67,6 @@ def partial_path_move(rng_key, x, log_weight, mixture, restart_time, potential_f
     z = jnp.sqrt(shrink[comp]) * normal(key_noise, (num_proposals, d), dtype)
     xs = m_k[comp] + (z if vec is None else jnp.einsum("kij,kj->ki", vec[comp], z))
 
-    pes, log_weights = _evaluate(xs, potential_fn, MixtureDenoiser.from_params(mixture).log_prob, dtype)
+    pes, log_weights = _evaluate(xs, potential_fn, MixtureDenoiser.from_params(mixture).log_prob, dtype, chunk)
     divergings = ~(jnp.all(jnp.isfinite(xs), -1) & jnp.isfinite(log_weights))
     return isir_select(key_pick, log_weight, xs, pes, log_weights, divergings)

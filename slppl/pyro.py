@@ -27,6 +27,7 @@ from . import adaptation
 from . import kernel as core
 from .denoisers.base import check_dim
 from .options import resolve
+from .pyro_potential import batched_potential
 
 __all__ = ["SL", "to_arviz"]
 
@@ -131,7 +132,12 @@ class SL(MCMCKernel):
                 raise ValueError("`initial_params` must be given to MCMC with `potential_fn`")
             self._potential = self.potential_fn
         params = {k: v.detach() for k, v in self._initial_params.items()}
-        self._host.set(self._potential, params)
+        batched = None
+        if self.model is not None:
+            with self._host.lock:
+                batched = batched_potential(self.model, args, kwargs, self.transforms, params, self._potential,
+                                            self._max_plate_nesting)
+        self._host.set(self._potential, params, batched)
         dim = self._host.dim
         if self.family is None:
             check_dim(self.denoiser, dim)
@@ -194,7 +200,8 @@ class SL(MCMCKernel):
         potential = self._host.jax_potential(dim, dtype)
         if self.family is None:
             step = core.build_kernel(self.denoiser, self.times, self.integrator, self.correction, self.final,
-                                     self.cov_floor, self._warmup_steps, self.num_proposals)
+                                     self.cov_floor, self._warmup_steps, self.num_proposals,
+                                     proposal_chunk=self.num_proposals)
 
             def init_given(flat, key):
                 return core.init(flat, potential, key, self.denoiser, self.num_proposals)
@@ -203,7 +210,8 @@ class SL(MCMCKernel):
         sched = adaptation.schedule(self._warmup_steps, self.num_walkers)
         local_kernel = adaptation.make_local_kernel()
         step = adaptation.build_kernel(sched, self.family, self.times, self.integrator, local_kernel, self.num_local,
-                                       num_proposals=self.num_proposals)
+                                       num_proposals=self.num_proposals, proposal_chunk=self.num_proposals,
+                                       vectorized_walkers=True)
 
         def init_adaptive(flat, walkers, key):
             return adaptation.init(key, flat, walkers, potential, sched, adaptation.FAMILIES[self.family],
@@ -261,8 +269,10 @@ class _TorchPotential:
         # (its handlers refuse to be entered twice: "cannot install a Messenger instance twice").
         self.lock = threading.Lock()
 
-    def set(self, fn, params):
+    def set(self, fn, params, batched=None):
         self.fn = fn
+        # U on a batch in one torch call (slppl.pyro_potential), or None: row by row.
+        self.batched = batched
         self.names = sorted(params)
         self.shapes = [tuple(params[n].shape) for n in self.names]
         self.torch_dtype = params[self.names[0]].dtype if self.names else torch.get_default_dtype()
@@ -280,7 +290,21 @@ class _TorchPotential:
             start += size
         return out
 
+    def unravel_batch(self, flat, requires_grad=False):
+        rows = flat.reshape(-1, flat.shape[-1])
+        out, start = {}, 0
+        for name, shape in zip(self.names, self.shapes):
+            size = int(np.prod(shape))
+            t = torch.tensor(np.asarray(rows[:, start:start + size]).reshape((-1,) + shape), dtype=self.torch_dtype)
+            out[name] = t.requires_grad_(requires_grad)
+            start += size
+        return out
+
     def value(self, flat):
+        if flat.ndim > 1 and self.batched is not None:  # a batch (vmapped): one torch call
+            with self.lock, torch.no_grad():
+                u = self.batched(self.unravel_batch(flat))
+            return u.numpy().astype(flat.dtype).reshape(flat.shape[:-1])
         if flat.ndim > 1:  # a batch of proposals (vmapped): one host round trip for all of them
             return np.stack([self.value(row) for row in flat.reshape(-1, flat.shape[-1])]).reshape(flat.shape[:-1])
         with self.lock, torch.no_grad():
@@ -288,6 +312,16 @@ class _TorchPotential:
         return np.asarray(float(u), dtype=flat.dtype)
 
     def value_and_grad(self, flat):
+        if flat.ndim > 1 and self.batched is not None:
+            z = self.unravel_batch(flat, requires_grad=True)
+            with self.lock:
+                u = self.batched(z)
+                grads = torch.autograd.grad(u.sum(), [z[n] for n in self.names], allow_unused=True)
+            n = u.shape[0]
+            g = [torch.zeros(n, int(np.prod(s)), dtype=self.torch_dtype) if gr is None else gr.detach().reshape(n, -1)
+                 for gr, s in zip(grads, self.shapes)]
+            return (u.detach().numpy().astype(flat.dtype).reshape(flat.shape[:-1]),
+                    torch.cat(g, 1).numpy().astype(flat.dtype).reshape(flat.shape))
         if flat.ndim > 1:
             rows = [self.value_and_grad(row) for row in flat.reshape(-1, flat.shape[-1])]
             return (np.stack([r[0] for r in rows]).reshape(flat.shape[:-1]),
@@ -306,7 +340,7 @@ class _TorchPotential:
         scalar = jax.ShapeDtypeStruct((), dtype)
         vector = jax.ShapeDtypeStruct((dim,), dtype)
 
-        # "expand_dims": a vmapped call (the proposals of one chunk, kernel.PROPOSAL_CHUNK) reaches
+        # "expand_dims": a vmapped call (a step's proposals: proposal_chunk = num_proposals) reaches
         # the host once with the whole batch; each callback costs ~0.5 ms of JAX overhead here.
         @jax.custom_vjp
         def potential(x):
