@@ -191,7 +191,7 @@ class SL(MCMCKernel):
 
     # ------------------------------------------------------------------ wiring
     def _compiled(self, dim, dtype):
-        cache_key = (self._warmup_steps, dim, jnp.dtype(dtype).name)
+        cache_key = (self._warmup_steps, dim, jnp.dtype(dtype).name, self._host.batched is not None)
         if cache_key not in self._programs:
             self._programs[cache_key] = self._build(dim, dtype)
         return self._programs[cache_key]
@@ -211,7 +211,9 @@ class SL(MCMCKernel):
         local_kernel = adaptation.make_local_kernel()
         step = adaptation.build_kernel(sched, self.family, self.times, self.integrator, local_kernel, self.num_local,
                                        num_proposals=self.num_proposals, proposal_chunk=self.num_proposals,
-                                       vectorized_walkers=True)
+                                       # Walkers in lockstep wait for the longest NUTS tree: worth it
+                                       # only when a batch is one torch call, not one per row.
+                                       vectorized_walkers=self._host.batched is not None)
 
         def init_adaptive(flat, walkers, key):
             return adaptation.init(key, flat, walkers, potential, sched, adaptation.FAMILIES[self.family],
