@@ -89,6 +89,14 @@ GLOBAL_THRESHOLD = 0.05
 PARTIAL_THRESHOLD = 0.5
 PARTIAL_TARGET = 0.5
 EXPLORE, FIT, COMPOSITE = 0, 1, 2
+# PROPOSALS_BY_COST: after warmup a global move makes only as many of its ``num_proposals``
+# proposals as pay, counting model evaluations. With i-SIR over K proposals whose weights spread by
+# ρ = E[w²]/E[w]² (measured over the second half of warmup), the chain stays put with probability
+# about ρ/(ρ + K), so an effective draw costs (K + c)·(K + 2ρ)/K evaluations, c the step's other
+# evaluations (its local NUTS gradients if local moves stay, at least 1); K is the multiple of
+# ``proposal_chunk`` that minimises it. Exact for any K (unmade proposals get no weight). False
+# keeps all ``num_proposals`` (benchmarks compare the two).
+PROPOSALS_BY_COST = True
 # Tempered exploration: β₀ is kept in [MIN_BETA, 1].
 MIN_BETA = 1e-3
 # Defensive mixture importance sampling (Hesterberg 1995): a share of every proposal comes from a
@@ -137,6 +145,10 @@ class AdaptiveState(NamedTuple):
             moves, their gradient evaluations]`` over the second half of warmup (``u`` whitened):
             partial-path moves stay after warmup only if they move the chain at least as far per
             model evaluation as the local moves.
+        num_global_proposals: proposals a global move makes: ``num_proposals`` during warmup,
+            then as many as pay (see ``PROPOSALS_BY_COST``), frozen.
+        proposal_stats: ``[Σ ρ, steps]`` over the second half of warmup, ``ρ = K·Σw²/(Σw)²``
+            of each global move's ``K`` proposal weights (1 for a perfect proposal).
     """
 
     i: Any
@@ -164,6 +176,8 @@ class AdaptiveState(NamedTuple):
     log_restart: Any = 0.0
     partial_accept_prob: Any = 0.0
     jump_stats: Any = ()
+    num_global_proposals: Any = 0
+    proposal_stats: Any = ()
 
 
 class Schedule(NamedTuple):
@@ -282,6 +296,8 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
         log_restart=zero,
         partial_accept_prob=zero,
         jump_stats=jnp.zeros(4, dtype),
+        num_global_proposals=jnp.asarray(num_proposals, jnp.int32),
+        proposal_stats=jnp.zeros(2, dtype),
     )
 
 
@@ -463,7 +479,8 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
 
                 def go(state):
                     restart = jnp.where(first, 0.0, jnp.exp(state.log_restart)).astype(state.log_restart.dtype)
-                    state, move, u = propose(state, potential_fn, restart)
+                    made = jnp.where(first, state.num_global_proposals, num_proposals)
+                    state, move, u = propose(state, potential_fn, restart, made)
                     return jax.lax.cond(first, global_bookkeeping, partial_bookkeeping, state, move, u)
 
                 def idle(state):
@@ -488,9 +505,10 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         walkers = jax.lax.cond(synced, sync, lambda w: w, state.walkers)
         return state._replace(walkers=walkers, num_grad_evals=state.num_grad_evals + synced.astype(jnp.int32))
 
-    def propose(state, potential_fn, restart_time):
+    def propose(state, potential_fn, restart_time, num_made=None):
         """One exact move from the current point: ``num_proposals`` points from the proposal's SL path
-        restarted at ``restart_time`` (0: a global move), i-SIR among them. Returns the state at the
+        restarted at ``restart_time`` (0: a global move), ``num_made`` of them evaluated (exact
+        paths; ``None``: all), i-SIR among them. Returns the state at the
         chosen point, the :class:`~slppl.kernel.Move` and the whitened point it started from."""
         key, k_move = jax.random.split(state.rng_key)
         flat, _ = ravel_pytree(state.z)
@@ -501,7 +519,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
 
         if partial_moves:
             move = partial_path_move(k_move, u, state.log_weight, state.mixture, restart_time, potential_u, num_proposals,
-                                     proposal_chunk)
+                                     proposal_chunk, num_made)
         else:
             move = imh_proposal(k_move, state.log_weight, _denoiser(state), (), potential_u,
                                 jnp.asarray(times, flat.dtype), integrator, dim=flat.shape[0], num_proposals=num_proposals,
@@ -539,7 +557,8 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         def collect(buffer):
             rows = num_buffer_rows(state)
             m = per_step(rows)
-            keep = categorical(k_keep, jnp.reshape(move.proposal_log_weight, (-1,)), (m,))
+            logits = jnp.reshape(move.proposal_log_weight, (-1,))
+            keep = categorical(k_keep, jnp.where(jnp.isnan(logits), -jnp.inf, logits), (m,))
             kept = state.shift + move.proposals[keep] @ state.chol.T
             start = jnp.clip((state.i - sched.num_explore - 1) * m, 0, rows - m)
             start = start.astype(jnp.int32)
@@ -554,12 +573,20 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         n = state.i + 1 - start_of_phase
         mean_accept = jnp.where(n <= 1, 0.0, state.mean_accept_prob)
         mean_accept = mean_accept + (move.accept_prob - mean_accept) / jnp.maximum(n, 1)
+        # How far the proposal weights spread (second half of warmup, the proposal then fixed).
+        lw = jnp.reshape(move.proposal_log_weight, (-1,))
+        made = ~jnp.isnan(lw)
+        finite = jnp.isfinite(lw)
+        w = jnp.where(finite, jnp.exp(lw - jnp.max(jnp.where(finite, lw, -jnp.inf))), 0.0)
+        rho = jnp.sum(made) * jnp.sum(w**2) / jnp.where(jnp.any(finite), jnp.sum(w), 1.0) ** 2
+        measuring = (state.i > sched.refit) & (state.i < sched.num_warmup) & jnp.any(finite)
+        proposal_stats = state.proposal_stats + jnp.where(measuring, jnp.stack([rho, 1.0]), 0.0).astype(dtype)
         return state._replace(
             rng_key=key, buffer=buffer, accept_prob=move.accept_prob.astype(dtype),
             mean_accept_prob=mean_accept.astype(dtype),
             diverging=move.diverging, proposal_log_weight=move.proposal_log_weight,
             num_grad_evals=jnp.zeros((), jnp.int32),
-            num_potential_evals=jnp.asarray(num_proposals, jnp.int32),
+            num_potential_evals=jnp.sum(made).astype(jnp.int32), proposal_stats=proposal_stats,
         )
 
     def local(state, num_active, potential_fn, tempered):
@@ -674,11 +701,30 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
                                                              state.use_partial, state.log_restart), lambda: None)
         # Without local moves the chain has nothing else: global moves then stay, however rare.
         new_use_global = state.use_global & ~(useless & (moves > 0))
+        use_local = new_use_local | ~new_use_global
+        if partial_moves and PROPOSALS_BY_COST:
+            state = state._replace(num_global_proposals=jnp.where(
+                end_of_warmup, _proposals_by_cost(state, use_local & (moves > 0)), state.num_global_proposals))
         return state._replace(
             i=itr, diverging=state.diverging | stats.diverging, local_accept_prob=stats.accept,
-            num_grad_evals=state.num_grad_evals + stats.grads, use_local=new_use_local | ~new_use_global,
+            num_grad_evals=state.num_grad_evals + stats.grads, use_local=use_local,
             use_global=new_use_global,
         )
+
+    def _proposals_by_cost(state, local_stays):
+        """Proposals per global move for sampling: the multiple of ``proposal_chunk`` (at most
+        ``num_proposals``) with the fewest model evaluations per effective draw, see
+        ``PROPOSALS_BY_COST``."""
+        dtype = state.potential_energy.dtype
+        stats = state.proposal_stats
+        rho = stats[0] / jnp.maximum(stats[1], 1.0)
+        window = max(1, sched.num_warmup - sched.refit - 1)
+        overhead = jnp.maximum(jnp.where(local_stays, state.jump_stats[3] / window, 0.0), 1.0)
+        chunk = proposal_chunk if num_proposals % proposal_chunk == 0 else num_proposals
+        k = jnp.arange(chunk, num_proposals + 1, chunk).astype(dtype)
+        cost = (k + overhead) * (k + 2.0 * rho) / k
+        best = k[jnp.argmin(jnp.where(jnp.isfinite(cost), cost, jnp.inf))].astype(jnp.int32)
+        return jnp.where((stats[1] > 0) & jnp.isfinite(rho), best, num_proposals).astype(jnp.int32)
 
     def phase(i):
         fit = (i == sched.num_explore) | (i == sched.refit)

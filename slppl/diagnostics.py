@@ -233,8 +233,10 @@ def check_sl(run, warn=True, threshold=KHAT_THRESHOLD, rhat_threshold=RHAT_THRES
         # it skipped); with several proposals, a step whose every proposal failed counts too.
         ran = (np.asarray(extra["use_global"], bool) if "use_global" in extra
                else np.isfinite(lw).any(-1) | (lw.shape[-1] == 1))
-        failed = ~np.isfinite(lw) & ran[..., None]
-        nan_proposals = failed.sum((1, 2)) / np.maximum(ran.sum(1) * lw.shape[-1], 1)
+        # NaN: a proposal not made (SL(model) makes only as many as pay after warmup); -inf: failed.
+        made = ~np.isnan(lw) & ran[..., None]
+        failed = ~np.isfinite(lw) & made
+        nan_proposals = failed.sum((1, 2)) / np.maximum(made.sum((1, 2)), 1)
         all_diverged = ran.any(1) & ~(np.isfinite(lw) & ran[..., None]).any((1, 2))
         # `diverging` is NumPyro's flag for any numerical failure in the step; what is not a
         # failed proposal is a divergent local move (NUTS or partial path).

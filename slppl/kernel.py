@@ -197,6 +197,8 @@ def imh_proposal(
     evaluated in one batch, and it moves far more often when the weights vary: ``accept_prob``
     is then the probability of leaving the current point, and ``proposal_log_weight`` has shape
     ``(K,)``. With ``correction=None`` the first finite proposal is taken. Returns a :class:`Move`.
+    Unmade proposals (see :func:`slppl.partial_path.partial_path_move`'s ``num_active``) carry a
+    NaN log weight and no weight in the choice.
     With exact paths the ``K`` points are evaluated ``chunk`` at a time (a ``vmap`` per chunk);
     ``chunk = K`` evaluates them together, which suits a potential behind a host callback.
 
@@ -293,17 +295,28 @@ def isir_select(rng_key, log_weight, xs, pes, log_weights, divergings, states=()
     )
 
 
-def _evaluate(xs, potential_fn, log_prob, dtype, chunk=PROPOSAL_CHUNK):
-    """Potentials and exact log weights of the proposals ``xs``, ``chunk`` rows at a time."""
+def _evaluate(xs, potential_fn, log_prob, dtype, chunk=PROPOSAL_CHUNK, num_active=None):
+    """Potentials and exact log weights of the proposals ``xs``, ``chunk`` rows at a time.
+
+    With ``num_active`` (traced), only the chunks that start below it are evaluated; the rest
+    come back NaN (proposals not made: :func:`isir_select` gives them no weight)."""
     k, d = xs.shape
     if k % chunk:
         chunk = k
 
-    def one(x):
-        pe = jax.vmap(potential_fn)(x).astype(dtype)
-        return pe, -jax.vmap(log_prob)(x).astype(dtype) - pe
+    def one(args):
+        j, x = args
 
-    pes, log_weights = jax.lax.map(one, xs.reshape(k // chunk, chunk, d))
+        def evaluate():
+            pe = jax.vmap(potential_fn)(x).astype(dtype)
+            return pe, -jax.vmap(log_prob)(x).astype(dtype) - pe
+
+        if num_active is None:
+            return evaluate()
+        skipped = jnp.full((chunk,), jnp.nan, dtype)
+        return jax.lax.cond(j * chunk < num_active, evaluate, lambda: (skipped, skipped))
+
+    pes, log_weights = jax.lax.map(one, (jnp.arange(k // chunk), xs.reshape(k // chunk, chunk, d)))
     return pes.reshape(k), log_weights.reshape(k)
 
 

@@ -28,10 +28,24 @@ from ._random import categorical, normal
 from .denoisers.mixture import MixtureDenoiser, tilted_components
 from .kernel import PROPOSAL_CHUNK, _evaluate, isir_select
 
-__all__ = ["partial_path_move"]
+__all__ = ["partial_path_move", "made"]
 
 
-def partial_path_move(rng_key, x, log_weight, mixture, restart_time, potential_fn, num_proposals, chunk=PROPOSAL_CHUNK):
+def made(num_proposals, chunk, num_active):
+    """Which of ``num_proposals`` proposals are made when ``num_active`` are asked for: whole chunks
+    of ``chunk`` (``slppl.kernel._evaluate``).
+
+    Examples:
+        >>> made(8, 4, 3).tolist()
+        [True, True, True, True, False, False, False, False]
+    """
+    if num_proposals % chunk:
+        chunk = num_proposals
+    return (jnp.arange(num_proposals) // chunk) * chunk < num_active
+
+
+def partial_path_move(rng_key, x, log_weight, mixture, restart_time, potential_fn, num_proposals, chunk=PROPOSAL_CHUNK,
+                      num_active=None):
     """One exact partial-path move from ``x`` against a Gaussian-mixture proposal.
 
     Args:
@@ -43,6 +57,9 @@ def partial_path_move(rng_key, x, log_weight, mixture, restart_time, potential_f
         potential_fn: ``U`` on the same coordinates.
         num_proposals: ``K``, the number of points proposed.
         chunk: proposals evaluated per batch (see :func:`slppl.kernel.imh_proposal`).
+        num_active: how many of the ``num_proposals`` to make (traced, rounded up to whole
+            chunks; ``None``: all). The others are drawn but never evaluated: their log weight is
+            NaN and they cannot be chosen, so the move stays exact for any number made.
 
     Returns a :class:`slppl.kernel.Move`.
 
@@ -67,6 +84,9 @@ def partial_path_move(rng_key, x, log_weight, mixture, restart_time, potential_f
     z = jnp.sqrt(shrink[comp]) * normal(key_noise, (num_proposals, d), dtype)
     xs = m_k[comp] + (z if vec is None else jnp.einsum("kij,kj->ki", vec[comp], z))
 
-    pes, log_weights = _evaluate(xs, potential_fn, MixtureDenoiser.from_params(mixture).log_prob, dtype, chunk)
+    pes, log_weights = _evaluate(xs, potential_fn, MixtureDenoiser.from_params(mixture).log_prob, dtype, chunk,
+                                 num_active)
     divergings = ~(jnp.all(jnp.isfinite(xs), -1) & jnp.isfinite(log_weights))
+    if num_active is not None:
+        divergings = divergings & made(num_proposals, chunk, num_active)
     return isir_select(key_pick, log_weight, xs, pes, log_weights, divergings)
