@@ -62,6 +62,8 @@ bench-extra: $(STAMP)
 	$(PY) benchmarks/repeated_runs.py
 	$(PY) benchmarks/adaptive_vs_nuts.py
 	$(PY) benchmarks/compile_costs.py
+	$(PY) benchmarks/compilation_cache.py
+	$(PY) benchmarks/proposals_by_cost.py
 	$(PY) benchmarks/high_dimension.py
 
 # The documentation site (mkdocs-material + mkdocstrings), warnings as errors; writes site/.

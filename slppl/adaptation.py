@@ -94,9 +94,15 @@ EXPLORE, FIT, COMPOSITE = 0, 1, 2
 # ρ = E[w²]/E[w]² (measured over the second half of warmup), the chain stays put with probability
 # about ρ/(ρ + K), so an effective draw costs (K + c)·(K + 2ρ)/K evaluations, c the step's other
 # evaluations (its local NUTS gradients if local moves stay, at least 1); K is the multiple of
-# ``proposal_chunk`` that minimises it. Exact for any K (unmade proposals get no weight). False
-# keeps all ``num_proposals`` (benchmarks compare the two).
-PROPOSALS_BY_COST = True
+# ``proposal_chunk`` that minimises it. Exact for any K (unmade proposals get no weight).
+# Off: it lost everywhere it was measured (benchmarks/proposals_by_cost.py, 2026-12-02, 4 chains x
+# (1000 + 1000)). It chose K = 4 on eight schools, German credit, two modes (d = 10) and label
+# switching, and ESS fell by 30-45 % (eight schools 3192 -> 1976, German credit 3322 -> 1836),
+# ESS/s with it, and even ESS per 1k model evaluations (6.55 -> 5.26, 6.92 -> 4.99). The model
+# is right per sampling step, but the warmup's evaluations (the walkers' exploration) are ~3/4
+# of such a run's, so the sampling steps' savings cannot pay for the lost ESS. Worth measuring
+# again once warmup is cheap, or for long runs (the kernel never learns num_samples).
+PROPOSALS_BY_COST = False
 # Tempered exploration: β₀ is kept in [MIN_BETA, 1].
 MIN_BETA = 1e-3
 # Defensive mixture importance sampling (Hesterberg 1995): a share of every proposal comes from a
@@ -479,7 +485,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
 
                 def go(state):
                     restart = jnp.where(first, 0.0, jnp.exp(state.log_restart)).astype(state.log_restart.dtype)
-                    made = jnp.where(first, state.num_global_proposals, num_proposals)
+                    made = jnp.where(first, state.num_global_proposals, num_proposals) if PROPOSALS_BY_COST else None
                     state, move, u = propose(state, potential_fn, restart, made)
                     return jax.lax.cond(first, global_bookkeeping, partial_bookkeeping, state, move, u)
 

@@ -12,12 +12,13 @@ from slppl.denoisers import Gaussian, GaussianMixture
 from slppl.partial_path import partial_path_move
 
 
-def _chain(key, x0, proposal, potential, restart_time, num_steps, num_proposals=4):
+def _chain(key, x0, proposal, potential, restart_time, num_steps, num_proposals=4, num_active=None):
     log_prob = proposal.log_prob
 
     def step(carry, key):
         x, log_weight = carry
-        move = partial_path_move(key, x, log_weight, proposal.params, restart_time, potential, num_proposals)
+        move = partial_path_move(key, x, log_weight, proposal.params, restart_time, potential, num_proposals,
+                                 num_active=num_active)
         x = jnp.where(move.accept, move.x, x)
         log_weight = jnp.where(move.accept, move.log_weight, log_weight)
         return (x, log_weight), (x, move.accept_prob)
@@ -65,3 +66,24 @@ def test_partial_path_moves_keep_mode_weights_and_accept_more_as_the_restart_tim
         assert_within_mcse(heavy.mean(), 0.7, np.sqrt(0.21 / ess), what=f"heavy weight at t_r = {t}")
         accepts.append(accept.mean())
     assert accepts[1] > accepts[0]
+
+
+
+def test_a_move_making_fewer_proposals_gives_the_others_no_weight_and_stays_exact():
+    """``num_active``: whole chunks made, the rest NaN and never chosen; the chain keeps a Gaussian."""
+    mean, sd = np.array([1.0, -2.0]), np.array([1.0, 0.5])
+
+    def potential(x):
+        return 0.5 * jnp.sum(((x - mean) / sd) ** 2)
+
+    nu = Gaussian(jnp.asarray(mean), jnp.diag(jnp.asarray(sd) ** 2))
+    x = jnp.asarray(mean)
+    move = partial_path_move(jax.random.PRNGKey(0), x, -potential(x) - nu.log_prob(x), nu.params, 0.0, potential, 32,
+                             chunk=4, num_active=6)  # rounded up to 8
+    made = ~np.isnan(np.asarray(move.proposal_log_weight))
+    assert made.tolist() == [True] * 8 + [False] * 24 and not bool(move.diverging)
+    assert float(move.accept_prob) == pytest.approx(8 / 9)  # ν = μ: equal weights among 8 + 1
+
+    proposal = Gaussian(jnp.array([0.0, -1.5]), jnp.diag(jnp.array([1.5, 0.3]) ** 2))
+    xs, _ = _chain(jax.random.PRNGKey(2), jnp.zeros(2), proposal, potential, 0.0, 6000, num_proposals=8, num_active=4)
+    _check_moments(xs[500:], mean, sd, "4 of 8 proposals made")
