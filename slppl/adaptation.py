@@ -8,7 +8,7 @@ flowMC-style, in phases driven by the step counter ``i`` (NumPyro never signals 
    posterior ``prior·likelihood^β``, ``β`` rising geometrically from ``β₀`` to 1 over NumPyro's
    initial fast adaptation window (the first 30 % of exploration); ``β₀ = 1/(sd·√d)``, sd the
    spread of the log likelihood over the walkers' prior draws (adaptive tempered SMC's first
-   step, times 1/√d: see ``_initial_log_beta``). In high dimension a mode's basin of attraction
+   step, times 1/√d: see ``initial_log_beta``). In high dimension a mode's basin of attraction
    from prior draws can be vanishingly small, while at small ``β`` the walkers move between modes;
    draws are buffered only at ``β = 1``, and the fit's weights come from the target anyway;
 2. **fit** (``i == num_explore``): a Gaussian mixture (or a Gaussian) is fitted to the buffer
@@ -40,36 +40,32 @@ spent 18 s compiling its step and 0.5 s running 3000 steps of eight schools.
 """
 
 import math
-import warnings
 from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.flatten_util import ravel_pytree
-from numpyro.infer.hmc import hmc
 from numpyro.infer.hmc_util import build_adaptation_schedule
 
 from ._random import categorical
+from .adaptive_learned import proposal_denoiser, train_residual, zero_network
+from .adaptive_warnings import in_loop_warnings, warn_if_failed, warn_if_useless
 from .denoisers.fit import (DEFAULT_COMPONENTS, fit_diagonal, fit_gaussian, fit_laplace, fit_mixture, max_components,
                             num_parameters, reweight)
 from .denoisers.mixture import MixtureDenoiser, MixtureParams
 from .kernel import PROPOSAL_CHUNK, imh_proposal
 from .partial_path import partial_path_move
 from .trajectory import conditional_path, path_log_aux
+from .walkers import LocalStats, at_temperature, get_walker, initial_log_beta, make_local_kernel, set_walker
 
 __all__ = ["AdaptiveState", "FAMILIES", "Schedule", "schedule", "init", "build_kernel", "make_local_kernel", "MIN_WARMUP"]
 
 # Each family and the numbers of mixture components it may fit. "laplace" is a Gaussian at the
 # potential's minimum nearest the best walker, with the inverse Hessian as covariance, and falls back
 # to the walkers' Gaussian where that search ends at no minimum (fit.fit_laplace).
+# "learned": the mixture plus a residual network trained at the refit (slppl.adaptive_learned).
 FAMILIES = {"mixture": DEFAULT_COMPONENTS, "gaussian": (1,), "laplace": (1,), "learned": DEFAULT_COMPONENTS}
-# "learned": the mixture, plus a residual network (slppl.denoisers.Learned, whitened coordinates)
-# trained by DSM on the buffer at the refit and kept only if it lowers the variance of the exact
-# log weights on paths of the buffer's draws. Its paths need an integrator (no exact path draws).
-LEARNED_ITERS = 1000
-LEARNED_SETTINGS = dict(width=128, depth=3, num_freqs=8)
 MIN_WARMUP = 100
 MIN_EXPLORE = 50
 # With num_local=None, local moves stop after warmup when the global steps alone left the current
@@ -103,8 +99,6 @@ EXPLORE, FIT, COMPOSITE = 0, 1, 2
 # of such a run's, so the sampling steps' savings cannot pay for the lost ESS. Worth measuring
 # again once warmup is cheap, or for long runs (the kernel never learns num_samples).
 PROPOSALS_BY_COST = False
-# Tempered exploration: β₀ is kept in [MIN_BETA, 1].
-MIN_BETA = 1e-3
 # Defensive mixture importance sampling (Hesterberg 1995): a share of every proposal comes from a
 # wide Gaussian, N(0, DEFENSIVE_SCALE²·I) in whitened coordinates, which bounds the weights
 # wherever it covers the target. Alone it did not unstick the eight-schools chain that 8 proposals
@@ -219,21 +213,6 @@ def schedule(num_warmup, num_walkers, max_buffer=4000):
     return Schedule(num_warmup, num_explore, collect_start, thin, num_slots, refit)
 
 
-def make_local_kernel():
-    """The NumPyro NUTS kernel that moves the walkers and, after the fit, the chain.
-
-    One instance, called at one place in the step, so its program is compiled once: the walkers
-    adapt during exploration (``num_warmup = num_explore`` at init), and the chain continues from
-    the best walker's state, whose counter is past that window, so its local moves never adapt.
-    """
-    return _Local(*hmc(potential_fn_gen=lambda *a, **k: a[0], algo="NUTS"))
-
-
-class _Local(NamedTuple):
-    init: Any
-    sample: Any
-
-
 def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_kernel, target_accept_prob=0.8,
          num_proposals=1, learned=False, tempered=None):
     """Initial :class:`AdaptiveState` for one chain.
@@ -262,8 +241,8 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
     walkers = jax.lax.map(lambda a: init_walker(*a), (walker_z, jax.random.split(k_walkers, num_walkers)))
     log_beta0 = jnp.zeros((), dtype)
     if tempered is not None:
-        log_beta0 = _initial_log_beta(walker_z, tempered, dtype)
-        walkers = jax.vmap(partial(_at_temperature, potential_fn=tempered(jnp.exp(log_beta0))))(walkers)
+        log_beta0 = initial_log_beta(walker_z, tempered, dtype)
+        walkers = jax.vmap(partial(at_temperature, potential_fn=tempered(jnp.exp(log_beta0))))(walkers)
     # The fitted components (as many as the buffer can support) and the defensive one.
     n = sched.num_slots * num_walkers
     k_max = max_components(family_components, n, d) + 1
@@ -295,7 +274,7 @@ def init(rng_key, z, walker_z, potential_fn, sched, family_components, local_ker
         use_local=jnp.ones((), bool),
         walkers=walkers,
         buffer=jnp.zeros((sched.num_slots * num_walkers, d), dtype),
-        network=_zero_network(d, dtype)[0] if learned else (),
+        network=zero_network(d, dtype)[0] if learned else (),
         log_beta0=log_beta0,
         use_global=jnp.ones((), bool),
         use_partial=jnp.zeros((), bool),
@@ -313,46 +292,6 @@ def _diagonal(family_components, learned, n, d):
     diagonal in their type's own coordinates anyway; there they cost O(K·d) per proposal instead of
     O(K·d²), and O(K·d) memory (``d = 1000``: 72 MB of eigenvectors a chain otherwise). Static."""
     return not learned and family_components != (1,) and num_parameters("full", min(family_components), d) > n
-
-
-def _initial_log_beta(walker_z, tempered, dtype):
-    """``log β₀ = −log(sd·√d)``, sd the spread of the log likelihood across the walkers' (prior) starts.
-
-    The spread over starts grows like √d while the barrier between modes that differ in every
-    coordinate grows like d, so ``1/sd`` alone left the walkers stuck in their first basin in high
-    dimension: in the seeds' family at d = 512 (β₀ ≈ 0.07) 0–2 of 16 walkers per chain reached the
-    light mode (none in 6 of 16 chains); with the extra 1/√d (β₀ ≈ 0.003), 3–12 of 16 in every one.
-    """
-    prior = jax.vmap(tempered(jnp.zeros((), dtype)))(walker_z)
-    lik = jax.vmap(tempered(jnp.ones((), dtype)))(walker_z) - prior
-    finite = jnp.isfinite(lik)
-    n = jnp.maximum(jnp.sum(finite), 1)
-    mean = jnp.sum(jnp.where(finite, lik, 0.0)) / n
-    sd = jnp.sqrt(jnp.sum(jnp.where(finite, (lik - mean) ** 2, 0.0)) / n)
-    d = ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], walker_z))[0].shape[0]
-    beta = jnp.clip(1.0 / (jnp.where(sd > 0, sd, 1.0) * math.sqrt(d)), MIN_BETA, 1.0)
-    return jnp.where(jnp.sum(finite) > 1, jnp.log(beta), 0.0).astype(dtype)
-
-
-def _at_temperature(walker, potential_fn):
-    """A walker's NUTS state with potential and gradient evaluated under ``potential_fn``."""
-    pe, grad = jax.value_and_grad(potential_fn)(walker.z)
-    return walker._replace(potential_energy=pe.astype(walker.potential_energy.dtype), z_grad=grad)
-
-
-def _slot(walkers, k):
-    """Walker ``k`` of the batched NUTS state."""
-    return jax.tree_util.tree_map(lambda a: a[k], walkers)
-
-
-def _set_slot(walkers, k, walker):
-    return jax.tree_util.tree_map(lambda a, b: a.at[k].set(b), walkers, walker)
-
-
-class _LocalStats(NamedTuple):
-    grads: Any
-    accept: Any
-    diverging: Any
 
 
 def build_kernel(sched, family, times, integrator, local_kernel, num_local=None, batched=False,
@@ -426,7 +365,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         # fit is then meaningless, and the user must hear it now, not from a frozen chain.
         failed = ~jnp.all(jnp.isfinite(chol)) | ~jnp.any(good)
         if in_loop_warnings():
-            jax.debug.callback(_warn_if_failed, failed & (state.i == sched.num_explore), jnp.sum(good))
+            jax.debug.callback(warn_if_failed, failed & (state.i == sched.num_explore), jnp.sum(good))
         if not diagonal:
             # An explicit L⁻¹ (see fit._component_log_prob for why not a wide triangular solve).
             linv = jax.scipy.linalg.solve_triangular(chol, jnp.eye(d, dtype=dtype), lower=True)
@@ -442,7 +381,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
 
         pes = state.walkers.potential_energy
         best = jnp.argmin(jnp.where(jnp.isfinite(pes), pes, jnp.inf))
-        walker = _slot(state.walkers, best)
+        walker = get_walker(state.walkers, best)
         if family == "laplace":
             u_best = jax.scipy.linalg.solve_triangular(chol, ravel_pytree(walker.z)[0] - shift, lower=True)
             mixture = fit_laplace(lambda u_: -log_density_u(u_), u_best, mixture)
@@ -451,12 +390,12 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         # walker's slot 0 (and its adapted step size and mass matrix) for its local moves. At the
         # refit it stays where it is, with a weight recomputed under the new proposal.
         first = state.i == sched.num_explore
-        walkers = jax.tree_util.tree_map(lambda a, b: jnp.where(first, a, b), _set_slot(state.walkers, 0, walker), state.walkers)
+        walkers = jax.tree_util.tree_map(lambda a, b: jnp.where(first, a, b), set_walker(state.walkers, 0, walker), state.walkers)
         if family == "learned":
             base = MixtureDenoiser.from_fit(mixture).params
             network = jax.lax.cond(state.i == sched.refit,
-                                   lambda: _train_residual(k_fit, base, u, lambda u_: -log_density_u(u_), integrator, times),
-                                   lambda: _zero_network(d, dtype)[0])
+                                   lambda: train_residual(k_fit, base, u, lambda u_: -log_density_u(u_), integrator, times),
+                                   lambda: zero_network(d, dtype)[0])
             state = state._replace(network=network)
         state = state._replace(
             mixture=MixtureDenoiser.from_fit(mixture).params, shift=shift, chol=chol, walkers=walkers,
@@ -505,7 +444,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         def sync(walkers):
             # The chain's NUTS state needs ∇U at the point the global moves accepted.
             pe_, grad = jax.value_and_grad(potential_fn)(state.z)
-            return _set_slot(walkers, 0, _slot(walkers, 0)._replace(z=state.z, z_grad=grad, potential_energy=pe_))
+            return set_walker(walkers, 0, get_walker(walkers, 0)._replace(z=state.z, z_grad=grad, potential_energy=pe_))
 
         synced = local_on(state) & moved
         walkers = jax.lax.cond(synced, sync, lambda w: w, state.walkers)
@@ -527,7 +466,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
             move = partial_path_move(k_move, u, state.log_weight, state.mixture, restart_time, potential_u, num_proposals,
                                      proposal_chunk, num_made)
         else:
-            move = imh_proposal(k_move, state.log_weight, _denoiser(state), (), potential_u,
+            move = imh_proposal(k_move, state.log_weight, proposal_denoiser(state), (), potential_u,
                                 jnp.asarray(times, flat.dtype), integrator, dim=flat.shape[0], num_proposals=num_proposals,
                                 chunk=proposal_chunk)
         state = state._replace(
@@ -612,24 +551,24 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
                 # β changed since the walker's last move (also at the first step at β = 1): its
                 # energy and gradient are re-evaluated, or NUTS compares against a stale energy and
                 # rejects every move.
-                w = jax.lax.cond(reheat, lambda w: _at_temperature(w, potential_fn), lambda w: w, w)
+                w = jax.lax.cond(reheat, lambda w: at_temperature(w, potential_fn), lambda w: w, w)
             w = local_kernel.sample(w, (potential_fn,), {})
             grads = w.num_steps.astype(jnp.int32) + (reheat & (tempered is not None)).astype(jnp.int32)
-            return w, _LocalStats(grads, w.accept_prob.astype(dtype), w.diverging)
+            return w, LocalStats(grads, w.accept_prob.astype(dtype), w.diverging)
 
         def body(j, carry):
             walkers, stats = carry
             slot = jnp.where(exploring, j, 0)
-            w, moved = move(_slot(walkers, slot))
-            return _set_slot(walkers, slot, w), jax.tree_util.tree_map(jnp.add, stats, moved)
+            w, moved = move(get_walker(walkers, slot))
+            return set_walker(walkers, slot, w), jax.tree_util.tree_map(jnp.add, stats, moved)
 
         def one_at_a_time(walkers):
-            stats = _LocalStats(jnp.zeros((), jnp.int32), jnp.zeros((), dtype), jnp.zeros((), bool))
+            stats = LocalStats(jnp.zeros((), jnp.int32), jnp.zeros((), dtype), jnp.zeros((), bool))
             return jax.lax.fori_loop(0, num_active, body, (walkers, stats))
 
         def together(walkers):
             walkers, stats = jax.vmap(move)(walkers)
-            return walkers, _LocalStats(jnp.sum(stats.grads, dtype=jnp.int32), jnp.sum(stats.accept), jnp.any(stats.diverging))
+            return walkers, LocalStats(jnp.sum(stats.grads, dtype=jnp.int32), jnp.sum(stats.accept), jnp.any(stats.diverging))
 
         if vectorized_walkers:
             walkers, stats = jax.lax.cond(exploring, together, one_at_a_time, state.walkers)
@@ -645,7 +584,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         store = (state.i >= sched.collect_start) & ((state.i - sched.collect_start) % sched.thin == 0)
         start = jnp.clip(slot, 0, sched.num_slots - 1) * num_walkers
         updated = jax.lax.dynamic_update_slice(state.buffer, flat.astype(state.buffer.dtype), (start, jnp.zeros_like(start)))
-        first = _slot(walkers, 0)
+        first = get_walker(walkers, 0)
         return state._replace(
             i=state.i + 1,
             z=first.z,
@@ -668,7 +607,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         def refresh(state):
             # The local moves left x without a path: draw one from its exact conditional (only
             # needed by a global move to come).
-            chain = _slot(state.walkers, 0)
+            chain = get_walker(state.walkers, 0)
             key, k_path = jax.random.split(state.rng_key)
             delta = ravel_pytree(chain.z)[0] - ravel_pytree(state.z)[0]
             jump = jnp.sum(jax.scipy.linalg.solve_triangular(state.chol, delta, lower=True) ** 2)
@@ -703,7 +642,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         useless = end_of_warmup & (state.mean_accept_prob < GLOBAL_THRESHOLD)
         # A host callback only when it warns, not on every sampling step.
         if in_loop_warnings():
-            jax.lax.cond(useless, lambda: jax.debug.callback(_warn_if_useless, useless, state.mean_accept_prob, moves,
+            jax.lax.cond(useless, lambda: jax.debug.callback(warn_if_useless, useless, state.mean_accept_prob, moves,
                                                              state.use_partial, state.log_restart), lambda: None)
         # Without local moves the chain has nothing else: global moves then stay, however rare.
         new_use_global = state.use_global & ~(useless & (moves > 0))
@@ -760,53 +699,6 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
     return kernel
 
 
-def in_loop_warnings():
-    """Whether the compiled loop warns as it runs, through host callbacks: not while JAX's
-    persistent compilation cache is on (``slppl.enable_compilation_cache``), since JAX never stores
-    a program with host callbacks. ``check_sl(mcmc)`` reports the same conditions after the run
-    (every draw diverged; the global moves switched off).
-
-    Examples:
-        >>> in_loop_warnings()   # no compilation cache set up in this process
-        True
-    """
-    return not jax.config.jax_compilation_cache_dir
-
-
-def _warn_if_failed(failed, num_finite):
-    if np.any(failed):
-        warnings.warn(
-            "SL: the walkers exploring the model during warmup never moved (every local NUTS move "
-            f"diverged; {int(np.min(num_finite))} finite draws, all at their starting points), so the "
-            "denoiser SL fits to them is meaningless and the chain will not move: its draws are flagged "
-            "`diverging`. Check that the model's log density is finite and differentiable around "
-            "its initial point (numpyro.infer.util.log_density), or pass a denoiser.",
-            RuntimeWarning, stacklevel=1,
-        )
-
-
-def _warn_if_useless(useless, mean_accept, num_local, use_partial, log_restart):
-    if np.any(useless):
-        rate = float(np.min(mean_accept))
-        partial_moves = (
-            f" and partial-path moves (restart time t_r = {float(np.exp(np.max(log_restart))):.3g}, local jumps)"
-            if np.any(use_partial) else ""
-        )
-        action = (
-            f"The chain runs on its local NUTS moves{partial_moves}, which keep it exact, and the global moves are "
-            "switched off for sampling (their cost saved), so expect NUTS's mixing: no jumps between modes."
-            if num_local > 0 else
-            "With num_local=0 the global moves are all the chain has: its draws will be nearly constant."
-        )
-        warnings.warn(
-            f"SL: global moves left the current point in {100 * rate:.1f}% of the warmup's steps: the "
-            "denoiser fitted during warmup does not cover this posterior well enough (this happens as "
-            f"the dimension grows). {action} To try: denoiser='laplace' for a near-Gaussian posterior, "
-            "a longer warmup (more draws to fit), or a denoiser built for the model.",
-            RuntimeWarning, stacklevel=1,
-        )
-
-
 def _with_defensive(fit):
     """The fitted mixture (whitened coordinates) with the wide defensive component appended."""
     d = fit.means.shape[1]
@@ -816,57 +708,6 @@ def _with_defensive(fit):
         means=jnp.concatenate([fit.means, jnp.zeros((1, d), fit.means.dtype)]),
         covs=jnp.concatenate([fit.covs, wide[None]]),
     )
-
-
-def _zero_network(d, dtype):
-    """``(arrays, static)`` of the residual network at its start (zero output: the base alone)."""
-    from .denoisers.networks import _network, _require
-
-    eqx, _ = _require()
-    net = _network(jax.random.PRNGKey(0), d, dtype=dtype, **LEARNED_SETTINGS)
-    return eqx.partition(net, eqx.is_array)
-
-
-def _denoiser(state):
-    """The state's proposal denoiser in whitened coordinates: the mixture, plus the residual
-    network when there is one."""
-    base = MixtureDenoiser.from_params(state.mixture)
-    if not jax.tree_util.tree_leaves(state.network):
-        return base
-    from .denoisers.learned import Learned
-    from .denoisers.networks import _require
-
-    eqx, _ = _require()
-    d = state.shift.shape[0]
-    dtype = state.shift.dtype
-    network = eqx.combine(state.network, _zero_network(d, dtype)[1])
-    return Learned(base, network, jnp.zeros(d, dtype), jnp.ones(d, dtype), LEARNED_SETTINGS)
-
-
-def _train_residual(rng_key, base, u, potential_u, integrator, times):
-    """The residual's arrays trained by DSM on the whitened draws ``u`` over the mixture ``base``,
-    or zero where that does not lower the variance of the exact log weights on their paths."""
-    from .denoisers.learned import Learned, log_weight_variance
-    from .denoisers.networks import _adam, _dsm_loss, _require
-
-    eqx, optax = _require()
-    d = u.shape[1]
-    dtype = u.dtype
-    zero, static = _zero_network(d, dtype)
-    den = Learned(MixtureDenoiser.from_params(base), None, jnp.zeros(d, dtype), jnp.ones(d, dtype), LEARNED_SETTINGS)
-    k_train, k_check = jax.random.split(rng_key)
-    trained, _ = _adam(k_train, _dsm_loss(den, static, u, None, 256, (1e-2, 1e3)), zero, static, optax.adam(1e-3),
-                       LEARNED_ITERS)
-    trained = eqx.filter(trained, eqx.is_array)
-    times = jnp.asarray(times, dtype)
-
-    def variance(params):
-        den.network = eqx.combine(params, static)
-        var, _ = log_weight_variance(k_check, den, u, potential_u, times, integrator)
-        return var
-
-    keep = variance(trained) < variance(zero)
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), trained, zero)
 
 
 def _whitened(state):
@@ -887,6 +728,6 @@ def _refreshed_weight(rng_key, state, integrator, times):
     k_path, k_aux = jax.random.split(rng_key)
     times = jnp.asarray(times, u.dtype)
     path = conditional_path(k_path, u, times)
-    log_aux, _ = path_log_aux(k_aux, _denoiser(state), times, integrator, path, u)
+    log_aux, _ = path_log_aux(k_aux, proposal_denoiser(state), times, integrator, path, u)
     log_weight = log_aux - state.potential_energy
     return jnp.where(jnp.isfinite(log_weight), log_weight, -jnp.inf)

@@ -387,9 +387,9 @@ def _localisation(rng_key, run, num_paths=5):
         denoiser, denoiser_state = kernel.denoiser, state.denoiser_state
         to_u = from_u = lambda v: v  # noqa: E731
     else:
-        from .adaptation import _denoiser
+        from .adaptive_learned import proposal_denoiser
 
-        denoiser, denoiser_state = _denoiser(state), ()
+        denoiser, denoiser_state = proposal_denoiser(state), ()
         shift, chol = state.shift, state.chol
 
         def to_u(x):
