@@ -15,6 +15,8 @@ it disagrees or fails, e.g. for models with enumerated discrete sites or Python 
 latent values.
 """
 
+import warnings
+
 import numpy as np
 import pyro
 import torch
@@ -27,9 +29,14 @@ __all__ = ["batched_potential"]
 PLATE = "_slppl_batch"
 
 
-def batched_potential(model, model_args, model_kwargs, transforms, params, potential_fn, max_plate_nesting=None):
+def batched_potential(model, model_args, model_kwargs, transforms, params, potential_fn, max_plate_nesting=None,
+                      jit_compile=False, ignore_jit_warnings=False):
     """``U`` on a batch: ``fn({name: (B, *shape)}) -> (B,)`` tensors, or ``None`` where it cannot be
     built or does not reproduce ``potential_fn`` (Pyro's, on one point) at ``params`` and near it.
+
+    ``jit_compile=True`` traces it with the PyTorch JIT, once per batch size, as Pyro's NUTS
+    traces its potential (``ignore_jit_warnings`` as there); a size whose trace fails runs
+    untraced.
 
     Examples:
         >>> import torch, pyro, pyro.distributions as dist
@@ -90,4 +97,26 @@ def batched_potential(model, model_args, model_kwargs, transforms, params, poten
             return None
     except Exception:
         return None
-    return fn
+    return _traced(fn, ignore_jit_warnings) if jit_compile else fn
+
+
+def _traced(fn, ignore_jit_warnings):
+    traces = {}
+
+    def traced(batch):
+        names = sorted(batch)
+        values = tuple(batch[name] for name in names)
+        size = values[0].shape[0]
+        if size not in traces:
+            try:
+                with pyro.validation_enabled(False), warnings.catch_warnings():
+                    if ignore_jit_warnings:
+                        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+                    traces[size] = torch.jit.trace(lambda *v: fn(dict(zip(names, v))), values, check_trace=False)
+            except Exception:
+                traces[size] = None
+        if traces[size] is None:
+            return fn(batch)
+        return traces[size](*values)
+
+    return traced

@@ -235,6 +235,10 @@ def test_batched_potential_matches_pyros_row_by_row_and_refuses_models_it_cannot
     row_value, row_grad = host.value_and_grad(flat)
     host.batched = batched
     assert np.allclose(value, row_value, rtol=1e-6) and np.allclose(grad, row_grad, rtol=1e-6, atol=1e-8)
+    traced = slppl.pyro.SL(plated_model, jit_compile=True, ignore_jit_warnings=True)
+    traced.setup(100)
+    for _ in range(2):  # traced at the first call of this batch size, reused at the second
+        assert np.allclose(traced._host.value_and_grad(flat)[1], row_grad, rtol=1e-6, atol=1e-8)
     # `mu[0]` indexes the batch, and the two-mode model broadcasts a scalar latent against a fixed
     # shape: their batches would be wrong, so the check against Pyro's potential refuses them.
     for model in (constrained_model, two_modes):
