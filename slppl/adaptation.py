@@ -518,14 +518,16 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         n = state.i + 1 - start_of_phase
         mean_accept = jnp.where(n <= 1, 0.0, state.mean_accept_prob)
         mean_accept = mean_accept + (move.accept_prob - mean_accept) / jnp.maximum(n, 1)
-        # How far the proposal weights spread (second half of warmup, the proposal then fixed).
         lw = jnp.reshape(move.proposal_log_weight, (-1,))
         made = ~jnp.isnan(lw)
-        finite = jnp.isfinite(lw)
-        w = jnp.where(finite, jnp.exp(lw - jnp.max(jnp.where(finite, lw, -jnp.inf))), 0.0)
-        rho = jnp.sum(made) * jnp.sum(w**2) / jnp.where(jnp.any(finite), jnp.sum(w), 1.0) ** 2
-        measuring = (state.i > sched.refit) & (state.i < sched.num_warmup) & jnp.any(finite)
-        proposal_stats = state.proposal_stats + jnp.where(measuring, jnp.stack([rho, 1.0]), 0.0).astype(dtype)
+        proposal_stats = state.proposal_stats
+        if PROPOSALS_BY_COST:
+            # How far the proposal weights spread (second half of warmup, the proposal then fixed).
+            finite = jnp.isfinite(lw)
+            w = jnp.where(finite, jnp.exp(lw - jnp.max(jnp.where(finite, lw, -jnp.inf))), 0.0)
+            rho = jnp.sum(made) * jnp.sum(w**2) / jnp.where(jnp.any(finite), jnp.sum(w), 1.0) ** 2
+            measuring = (state.i > sched.refit) & (state.i < sched.num_warmup) & jnp.any(finite)
+            proposal_stats = proposal_stats + jnp.where(measuring, jnp.stack([rho, 1.0]), 0.0).astype(dtype)
         return state._replace(
             rng_key=key, buffer=buffer, accept_prob=move.accept_prob.astype(dtype),
             mean_accept_prob=mean_accept.astype(dtype),
