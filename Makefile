@@ -64,6 +64,7 @@ bench-extra: $(STAMP)
 	$(PY) benchmarks/compile_costs.py
 	$(PY) benchmarks/compilation_cache.py
 	$(PY) benchmarks/proposals_by_cost.py
+	$(PY) benchmarks/explore_budget.py
 	$(PY) benchmarks/high_dimension.py
 
 # The documentation site (mkdocs-material + mkdocstrings), warnings as errors; writes site/.

@@ -68,6 +68,8 @@ __all__ = ["AdaptiveState", "FAMILIES", "Schedule", "schedule", "init", "build_k
 FAMILIES = {"mixture": DEFAULT_COMPONENTS, "gaussian": (1,), "laplace": (1,), "learned": DEFAULT_COMPONENTS}
 MIN_WARMUP = 100
 MIN_EXPLORE = 50
+# The share of warmup the walkers explore (benchmarks/explore_budget.py measures others).
+EXPLORE_SHARE = 0.25
 # With num_local=None, local moves stop after warmup when the global steps alone left the current
 # point at least this often during warmup. With 32 i-SIR proposals a well-fitted proposal leaves
 # it at 95–97 % of steps; a correlated 100-d Gaussian left it at 55 % and, without local moves,
@@ -205,7 +207,7 @@ def schedule(num_warmup, num_walkers, max_buffer=4000):
             f"(got {num_warmup}): local chains explore first, then the fitted denoiser and the local "
             "moves are tuned. Pass MCMC(..., num_warmup=1000) or give SL a denoiser."
         )
-    num_explore = max(MIN_EXPLORE, num_warmup // 4)
+    num_explore = max(MIN_EXPLORE, int(num_warmup * EXPLORE_SHARE))
     collect_start = num_explore // 2
     thin = max(1, math.ceil((num_explore - collect_start) * num_walkers / max_buffer))
     num_slots = math.ceil((num_explore - collect_start) / thin)
