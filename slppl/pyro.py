@@ -266,6 +266,7 @@ class _TorchPotential:
 
     def __init__(self):
         self.fn = None
+        self.batched = None
         self.names, self.shapes = [], []
         # XLA may run callbacks from several threads at once; a Pyro potential is not re-entrant
         # (its handlers refuse to be entered twice: "cannot install a Messenger instance twice").
