@@ -10,7 +10,6 @@ Run: ``python benchmarks/explore_budget.py [--quick] [CASE ...]``; writes
 ``benchmarks/results/explore_budget.md``.
 """
 
-import argparse
 import os
 import sys
 
@@ -21,26 +20,11 @@ SHARES = (0.25, 0.125, 0.0625)
 
 
 def main():
-    import numpyro
-
     import variants
-    from report import environment, write_result
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*", default=DEFAULT_CASES)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    lines = ["| " + " | ".join(variants.HEADER) + " |", "|" + "---|" * len(variants.HEADER)]
-    for name in args.cases:
-        for share in SHARES:
-            label = f"SL(model), explore {share:g} of warmup"
-            lines += ["| " + " | ".join(r) + " |" for r in variants.rows(name, {"EXPLORE_SHARE": share}, label, args.quick)]
-            print("\n".join(lines[-2:]), flush=True)
-    sizes = "2 chains x (200 + 300)" if args.quick else "4 chains x (1000 + 1000)"
-    write_result("explore_budget" + ("_quick" if args.quick else "") + ".md",
-                 ["# How much exploration `SL(model)` needs (`explore_budget.py`)", "",
-                  f"{environment(numpyro=numpyro.__version__)}; {sizes}, parallel, seed 0; each pair of rows is one "
-                  "`compare` call in its own process.", ""] + lines)
+    variants.study("explore_budget", "How much exploration `SL(model)` needs",
+                   [(f"SL(model), explore {share:g} of warmup", {"EXPLORE_SHARE": share}) for share in SHARES],
+                   __doc__.splitlines()[0], DEFAULT_CASES)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Run: ``python benchmarks/proposals_by_cost.py [--quick] [CASE ...]``; writes
 ``benchmarks/results/proposals_by_cost.md``.
 """
 
-import argparse
 import os
 import sys
 
@@ -20,28 +19,11 @@ DEFAULT_CASES = ("eight schools (non-centred)", "German credit", "two modes, d =
 
 
 def main():
-    import numpyro
-
     import variants
-    from report import environment, write_result
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*", default=DEFAULT_CASES)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    lines = ["| " + " | ".join(variants.HEADER) + " |", "|" + "---|" * len(variants.HEADER)]
-    for name in args.cases:
-        for by_cost in (True, False):
-            label = f"SL(model), {'by cost' if by_cost else 'all 32'}"
-            lines += ["| " + " | ".join(r) + " |"
-                      for r in variants.rows(name, {"PROPOSALS_BY_COST": by_cost}, label, args.quick)]
-            print("\n".join(lines[-2:]), flush=True)
-    sizes = "2 chains x (200 + 300)" if args.quick else "4 chains x (1000 + 1000)"
-    write_result("proposals_by_cost" + ("_quick" if args.quick else "") + ".md",
-                 ["# Proposals by what they buy (`proposals_by_cost.py`)", "",
-                  f"{environment(numpyro=numpyro.__version__)}; {sizes}, parallel, seed 0; each pair of rows is one "
-                  "`compare` call in its own process; `proposals made`: per global move after warmup, per chain.", ""]
-                 + lines)
+    variants.study("proposals_by_cost", "Proposals by what they buy",
+                   [(f"SL(model), {'by cost' if by_cost else 'all 32'}", {"PROPOSALS_BY_COST": by_cost}) for by_cost in (True, False)],
+                   __doc__.splitlines()[0], DEFAULT_CASES)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 in a fresh process (JAX's settings and compiled programs stay its own): the suite's table rows,
 the SL row labelled, plus the proposals made per global move after warmup (per chain).
 
-Used by `proposals_by_cost.py` and `explore_budget.py`.
+Used by `proposals_by_cost.py` and `explore_budget.py` (:func:`study`, their command line).
 """
 
 import json
@@ -48,6 +48,33 @@ def _child(job):
     table[0].append("")
     with open(job["out"], "w") as f:
         json.dump(table, f)
+
+
+def study(name, title, variants, description, default_cases):
+    """The command line of a study: for each case (``CASE ...`` arguments or ``default_cases``) and
+    each ``(label, settings)`` of ``variants``, one :func:`rows`; the table goes to
+    ``benchmarks/results/<name>.md`` (``<name>_quick.md`` with ``--quick``: 2 chains x (200 + 300))."""
+    import argparse
+
+    import numpyro
+
+    from report import environment, write_result
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("cases", nargs="*", default=default_cases)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for case in args.cases:
+        for label, settings in variants:
+            lines += ["| " + " | ".join(r) + " |" for r in rows(case, settings, label, args.quick)]
+            print("\n".join(lines[-2:]), flush=True)
+    sizes = "2 chains x (200 + 300)" if args.quick else "4 chains x (1000 + 1000)"
+    write_result(name + ("_quick" if args.quick else "") + ".md",
+                 [f"# {title} (`{name}.py`)", "",
+                  f"{environment(numpyro=numpyro.__version__)}; {sizes}, parallel, seed 0; each pair of rows is one "
+                  "`compare` call in its own process; `proposals made`: per global move after warmup, per chain.", ""]
+                 + lines)
 
 
 HEADER = ["case", "sampler", "max z / sd ratio", "max mode error (in MCSE)", "min ESS", "max R-hat", "div.", "wall s",

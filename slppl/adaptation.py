@@ -54,7 +54,7 @@ from .adaptive_warnings import in_loop_warnings, warn_if_failed, warn_if_useless
 from .denoisers.fit import (DEFAULT_COMPONENTS, fit_diagonal, fit_gaussian, fit_laplace, fit_mixture, max_components,
                             num_parameters, reweight)
 from .denoisers.mixture import MixtureDenoiser, MixtureParams
-from .kernel import PROPOSAL_CHUNK, imh_proposal
+from .kernel import PROPOSAL_CHUNK, _chunk_size, imh_proposal
 from .partial_path import partial_path_move
 from .trajectory import conditional_path, path_log_aux
 from .walkers import LocalStats, at_temperature, get_walker, initial_log_beta, make_local_kernel, set_walker
@@ -669,7 +669,7 @@ def build_kernel(sched, family, times, integrator, local_kernel, num_local=None,
         rho = stats[0] / jnp.maximum(stats[1], 1.0)
         window = max(1, sched.num_warmup - sched.refit - 1)
         overhead = jnp.maximum(jnp.where(local_stays, state.jump_stats[3] / window, 0.0), 1.0)
-        chunk = proposal_chunk if num_proposals % proposal_chunk == 0 else num_proposals
+        chunk = _chunk_size(num_proposals, proposal_chunk)
         k = jnp.arange(chunk, num_proposals + 1, chunk).astype(dtype)
         cost = (k + overhead) * (k + 2.0 * rho) / k
         best = k[jnp.argmin(jnp.where(jnp.isfinite(cost), cost, jnp.inf))].astype(jnp.int32)

@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 
 from .trajectory import FINALS, sample_trajectory
 
-__all__ = ["SLState", "Move", "init", "build_kernel", "imh_proposal", "isir_select", "CORRECTIONS"]
+__all__ = ["SLState", "Move", "init", "build_kernel", "imh_proposal", "isir_select", "made_proposals", "CORRECTIONS"]
 
 # Proposals evaluated together (vmapped) in a loop over chunks: with several host devices XLA's CPU
 # batched triangular solve (a MultivariateNormal's log density) was several times slower over 32
@@ -197,8 +197,6 @@ def imh_proposal(
     evaluated in one batch, and it moves far more often when the weights vary: ``accept_prob``
     is then the probability of leaving the current point, and ``proposal_log_weight`` has shape
     ``(K,)``. With ``correction=None`` the first finite proposal is taken. Returns a :class:`Move`.
-    Unmade proposals (see :func:`slppl.partial_path.partial_path_move`'s ``num_active``) carry a
-    NaN log weight and no weight in the choice.
     With exact paths the ``K`` points are evaluated ``chunk`` at a time (a ``vmap`` per chunk);
     ``chunk = K`` evaluates them together, which suits a potential behind a host callback.
 
@@ -266,7 +264,8 @@ def isir_select(rng_key, log_weight, xs, pes, log_weights, divergings, states=()
 
     Exact for any proposal whose weights are the target's density over the proposal's (up to one
     constant): a Gibbs step on the index of an ensemble of one target draw and ``K`` proposal
-    draws (Andrieu, Lee & Vihola 2018).
+    draws (Andrieu, Lee & Vihola 2018). A NaN log weight marks a proposal not made (see
+    :func:`made_proposals`): it gets no weight.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -301,8 +300,7 @@ def _evaluate(xs, potential_fn, log_prob, dtype, chunk=PROPOSAL_CHUNK, num_activ
     With ``num_active`` (traced), only the chunks that start below it are evaluated; the rest
     come back NaN (proposals not made: :func:`isir_select` gives them no weight)."""
     k, d = xs.shape
-    if k % chunk:
-        chunk = k
+    chunk = _chunk_size(k, chunk)
 
     def one(args):
         j, x = args
@@ -318,6 +316,23 @@ def _evaluate(xs, potential_fn, log_prob, dtype, chunk=PROPOSAL_CHUNK, num_activ
 
     pes, log_weights = jax.lax.map(one, (jnp.arange(k // chunk), xs.reshape(k // chunk, chunk, d)))
     return pes.reshape(k), log_weights.reshape(k)
+
+
+def _chunk_size(num_proposals, chunk):
+    """The proposals are evaluated ``chunk`` at a time where it divides their number, else all at once."""
+    return chunk if num_proposals % chunk == 0 else num_proposals
+
+
+def made_proposals(num_proposals, chunk, num_active):
+    """Which of ``num_proposals`` proposals :func:`_evaluate` makes when ``num_active`` are asked
+    for: whole chunks.
+
+    Examples:
+        >>> made_proposals(8, 4, 3).tolist()
+        [True, True, True, True, False, False, False, False]
+    """
+    chunk = _chunk_size(num_proposals, chunk)
+    return (jnp.arange(num_proposals) // chunk) * chunk < num_active
 
 
 def check_combination(denoiser, integrator, correction, final):

@@ -26,22 +26,9 @@ import jax.numpy as jnp
 
 from ._random import categorical, normal
 from .denoisers.mixture import MixtureDenoiser, tilted_components
-from .kernel import PROPOSAL_CHUNK, _evaluate, isir_select
+from .kernel import PROPOSAL_CHUNK, _evaluate, isir_select, made_proposals
 
-__all__ = ["partial_path_move", "made"]
-
-
-def made(num_proposals, chunk, num_active):
-    """Which of ``num_proposals`` proposals are made when ``num_active`` are asked for: whole chunks
-    of ``chunk`` (``slppl.kernel._evaluate``).
-
-    Examples:
-        >>> made(8, 4, 3).tolist()
-        [True, True, True, True, False, False, False, False]
-    """
-    if num_proposals % chunk:
-        chunk = num_proposals
-    return (jnp.arange(num_proposals) // chunk) * chunk < num_active
+__all__ = ["partial_path_move"]
 
 
 def partial_path_move(rng_key, x, log_weight, mixture, restart_time, potential_fn, num_proposals, chunk=PROPOSAL_CHUNK,
@@ -88,5 +75,5 @@ def partial_path_move(rng_key, x, log_weight, mixture, restart_time, potential_f
                                  num_active)
     divergings = ~(jnp.all(jnp.isfinite(xs), -1) & jnp.isfinite(log_weights))
     if num_active is not None:
-        divergings = divergings & made(num_proposals, chunk, num_active)
+        divergings = divergings & made_proposals(num_proposals, chunk, num_active)
     return isir_select(key_pick, log_weight, xs, pes, log_weights, divergings)

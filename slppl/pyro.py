@@ -284,21 +284,15 @@ class _TorchPotential:
     def ravel(self, params):
         return np.concatenate([np.asarray(params[n].detach().cpu(), dtype=np.float64).reshape(-1) for n in self.names])
 
-    def unravel(self, flat, requires_grad=False):
+    def unravel(self, flat, requires_grad=False, batch=False):
+        """Torch tensors by site of one flat vector, or (``batch=True``) of the rows of ``flat``,
+        each with a leading batch axis."""
+        rows = np.asarray(flat).reshape(-1, flat.shape[-1])
         out, start = {}, 0
         for name, shape in zip(self.names, self.shapes):
             size = int(np.prod(shape))
-            t = torch.tensor(np.asarray(flat[start:start + size]).reshape(shape), dtype=self.torch_dtype)
-            out[name] = t.requires_grad_(requires_grad)
-            start += size
-        return out
-
-    def unravel_batch(self, flat, requires_grad=False):
-        rows = flat.reshape(-1, flat.shape[-1])
-        out, start = {}, 0
-        for name, shape in zip(self.names, self.shapes):
-            size = int(np.prod(shape))
-            t = torch.tensor(np.asarray(rows[:, start:start + size]).reshape((-1,) + shape), dtype=self.torch_dtype)
+            value = rows[:, start:start + size].reshape((-1,) + shape)
+            t = torch.tensor(value if batch else value[0], dtype=self.torch_dtype)
             out[name] = t.requires_grad_(requires_grad)
             start += size
         return out
@@ -306,7 +300,7 @@ class _TorchPotential:
     def value(self, flat):
         if flat.ndim > 1 and self.batched is not None:  # a batch (vmapped): one torch call
             with self.lock, torch.no_grad():
-                u = self.batched(self.unravel_batch(flat))
+                u = self.batched(self.unravel(flat, batch=True))
             return u.numpy().astype(flat.dtype).reshape(flat.shape[:-1])
         if flat.ndim > 1:  # a batch of proposals (vmapped): one host round trip for all of them
             return np.stack([self.value(row) for row in flat.reshape(-1, flat.shape[-1])]).reshape(flat.shape[:-1])
@@ -316,7 +310,7 @@ class _TorchPotential:
 
     def value_and_grad(self, flat):
         if flat.ndim > 1 and self.batched is not None:
-            z = self.unravel_batch(flat, requires_grad=True)
+            z = self.unravel(flat, requires_grad=True, batch=True)
             with self.lock:
                 u = self.batched(z)
                 grads = torch.autograd.grad(u.sum(), [z[n] for n in self.names], allow_unused=True)
