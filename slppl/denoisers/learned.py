@@ -39,6 +39,8 @@ from .networks import (
 __all__ = ["Learned", "log_weight_variance"]
 
 FORMAT = "slppl.Learned"
+COV_FLOOR = 1e-3  # of the smallest posterior variance of a Gaussian of the draws' scales at t
+
 class Learned(Denoiser):
     """A network denoiser trained from draws (see the module docstring for its form).
 
@@ -73,31 +75,50 @@ class Learned(Denoiser):
     def residual_scale(self, state):
         return self.scale
 
-    def _residual(self, y, t):
-        return residual(self.network, self.settings["num_freqs"], y, t, self.loc, self.scale)
+    def _residual(self, y, t, base_mean=None):
+        coordinatewise = self.settings.get("architecture", "mlp") == "coordinatewise"
+        return residual(self.network, self.settings["num_freqs"], y, t, self.loc, self.scale,
+                        base_mean=base_mean if coordinatewise else None, t_max=self.settings.get("t_max"))
 
     def estimate(self, rng_key, y, t, state):
         m, _, _ = self.base.estimate(rng_key, y, t, state)
-        return m + self._residual(y, t), state, ()
+        return m + self._residual(y, t, m), state, ()
 
     def estimate_with_cov(self, rng_key, y, t, state):
-        m, cov, _, _ = self.base.estimate_with_cov(rng_key, y, t, state)
-        return m + self._residual(y, t), cov, state, ()
+        if self.settings.get("covariance", "base") != "jacobian":
+            m, cov, _, _ = self.base.estimate_with_cov(rng_key, y, t, state)
+            return m + self._residual(y, t, m), cov, state, ()
+
+        # Tweedie: the exact denoiser's Jacobian in y is Cov(x | y_t) (the base's Jacobian is its
+        # own closed-form covariance), so the corrected mean carries its covariance with it. A
+        # network's Jacobian need not be symmetric or PSD: symmetrised, its spectrum floored.
+        def mean(y_):
+            m_, _, _ = self.base.estimate(rng_key, y_, t, state)
+            out = m_ + self._residual(y_, t, m_)
+            return out, out
+
+        jac, m = jax.jacfwd(mean, has_aux=True)(y)
+        w, v = jnp.linalg.eigh(0.5 * (jac + jac.T))
+        floor = COV_FLOOR * jnp.min(self.scale**2 / (1.0 + t * self.scale**2))
+        return m, (v * jnp.maximum(w, floor)) @ v.T, state, ()
 
     # ------------------------------------------------------------------ training
     @classmethod
     def fit(cls, rng_key, draws, model=None, *model_args, potential_fn=None,
             base="mixture", width=128, depth=3, num_freqs=8, num_iters=3000, batch_size=256,
             learning_rate=1e-3, t_range=(1e-2, 1e3), num_logvar_iters=0, logvar_batch_size=64,
-            logvar_learning_rate=3e-4, times=None, **model_kwargs):
+            logvar_learning_rate=3e-4, times=None, architecture="mlp", covariance="jacobian", target="stf",
+            **model_kwargs):
         """Train a ``Learned`` denoiser on draws by denoising score matching.
 
         The base (``"mixture"``: :class:`~slppl.denoisers.GaussianMixture` by EM and BIC, its
         weights re-estimated against the target when a model or ``potential_fn`` is given;
         ``"gaussian"``: mean and shrunk covariance) is fitted first; the residual network is then
-        trained with Adam to minimise ``E |m(y_t, t) − x|² / c_out(t)²`` over draws ``x``,
-        ``y_t = t·x + √t·ε`` and ``t`` log-uniform on ``t_range`` divided by the draws' mean
-        variance (so the range follows the target's scale).
+        trained with Adam (cosine-decayed learning rate) to minimise ``E |m(y_t, t) − target|² / c_out(t)²``
+        over draws ``x``, ``y_t = t·x + √t·ε``, and ``t`` from ``times`` when given (the grid the
+        kernel will run: train where it evaluates) or else log-uniform on ``t_range`` divided by the
+        draws' mean variance. Beyond the largest time trained on, the network's answer is faded out
+        rather than extrapolated (:func:`~slppl.denoisers.networks.residual`).
 
         Args:
             rng_key: PRNG key.
@@ -109,12 +130,22 @@ class Learned(Denoiser):
             base: ``"mixture"`` or ``"gaussian"``.
             width, depth, num_freqs: the MLP and its time features.
             num_iters, batch_size, learning_rate: Adam's settings.
-            t_range: the range of ``t·σ̄²`` trained on.
+            t_range: the range of ``t·σ̄²`` trained on when no ``times`` are given.
+            architecture: ``"mlp"`` (one MLP on the whole vector) or ``"coordinatewise"`` (one small
+                MLP shared by the coordinates, each seeing its own observation, the base's answer for
+                it, time and its index: right for targets that are near products of their
+                coordinates, such as independent multimodal coordinates).
+            covariance: ``"jacobian"``: ``Cov(x | y_t)`` is the symmetrised Jacobian of the corrected
+                mean (Tweedie's identity), so the second-order step and the final Gaussian draw follow
+                the network; ``"base"``: the base's closed-form covariance.
+            target: ``"stf"``: regress on the draws' own posterior mean of ``x`` given ``y_t`` (lower
+                variance); ``"dsm"``: on ``x`` (see :func:`~slppl.denoisers.networks._dsm_loss`).
             num_logvar_iters, logvar_batch_size, logvar_learning_rate, times: then minimise the
                 variance of the exact log weights ``log μ(x) + log p(path | x) − log q(path, x)``
                 of paths drawn from their exact conditional given the draws (needs the target's
                 density; ``times`` is the grid the kernel will use, default ``UniformOU().times(25)``
-                with the second-order step). The weights are what the exact kernel accepts by.
+                with the second-order step, for this and for the check below). The weights are what
+                the exact kernel accepts by.
 
         With the target's density, the trained residual is kept only if it lowers
         :func:`log_weight_variance` (256 target paths) below the base's alone; ``den.validation``
@@ -146,14 +177,20 @@ class Learned(Denoiser):
         else:
             mixture = GaussianMixture.fit(k_base, x, potential_fn=potential_fn)
         loc, scale = x.mean(0), x.std(0) + 1e-12
+        if covariance not in ("jacobian", "base"):
+            raise ValueError(f"covariance must be 'jacobian' or 'base', got {covariance!r}")
+        train_times = None if times is None else np.asarray(times, float)
+        t_max = (float(t_range[1]) / float(jnp.mean(scale**2))) if train_times is None else float(train_times.max())
         settings = dict(base=base, width=int(width), depth=int(depth), num_freqs=int(num_freqs),
                         num_iters=int(num_iters), batch_size=int(batch_size),
-                        learning_rate=float(learning_rate), t_range=[float(v) for v in t_range])
-        net = _network(k_net, d, int(width), int(depth), int(num_freqs), dtype)
+                        learning_rate=float(learning_rate), t_range=[float(v) for v in t_range],
+                        architecture=architecture, covariance=covariance, target=target, t_max=t_max)
+        net = _network(k_net, d, int(width), int(depth), int(num_freqs), dtype, architecture=architecture)
         layout = None if model is None else [(s.name, s.shape) for s in site_layout(model, *model_args, **model_kwargs)]
         den = cls(mixture, net, loc, scale, settings, layout)
-        den.network, den.losses = _train(k_train, den, x, optax.adam(learning_rate), int(num_iters),
-                                         int(batch_size), t_range)
+        schedule = optax.cosine_decay_schedule(learning_rate, max(int(num_iters), 1))
+        den.network, den.losses = _train(k_train, den, x, optax.adam(schedule), int(num_iters), int(batch_size),
+                                         t_range, times=train_times, target=target)
         from ..integrators import SecondOrder
         from ..time_grids import UniformOU
 
