@@ -15,7 +15,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-DEFAULT_CASES = ("eight schools (non-centred)", "German credit", "two modes, d = 10", "label switching")
+DEFAULT_CASES = ("eight schools (non-centred)", "German credit", "correlated Gaussian", "two modes, d = 10",
+                 "two modes, d = 32", "label switching", "40 modes")
 SHARES = (0.25, 0.125, 0.0625)
 
 
