@@ -11,12 +11,18 @@
   to at most about 1 at every t and finite at t = 0; the output is scaled by the posterior sd of
   a Gaussian of that scale at t, ``c_out = σ/√(1 + tσ²)``; time enters as Fourier features of
   ``log(t + T_EMBED)``, finite at t = 0 where every path starts.
-- ``Cov(x | y_t)`` is the base's closed-form tilted covariance, symmetric positive semi-definite
-  by construction: the network's Jacobian is neither, and the second-order step and the final
-  Gaussian draw need a covariance. The exact correction makes the pair (mean, covariance) a valid
-  proposal whatever the mismatch.
+- ``Cov(x | y_t)``, which the second-order step and the final Gaussian draw need, is the
+  symmetrised Jacobian of the corrected mean with its spectrum floored (``covariance="jacobian"``,
+  the default of :meth:`Learned.fit`: Tweedie's identity makes the exact denoiser's Jacobian the
+  posterior covariance, and the base's Jacobian is its own closed form), or the base's closed form
+  (``"base"``). On the independent double wells the first raised the acceptance from 0.37 to 0.62
+  (benchmarks/README.md). The exact correction makes the pair (mean, covariance) a valid proposal
+  whatever the mismatch.
+- The network is one MLP on the whole vector (``architecture="mlp"``) or one small MLP shared by
+  the coordinates (``"coordinatewise"``, :func:`~slppl.denoisers.networks._coordinatewise`), the
+  one that beat the closed forms on a product target.
 
-The network is an `equinox <https://docs.kidger.site/equinox/>`_ MLP: equinox modules are plain
+The networks are `equinox <https://docs.kidger.site/equinox/>`_ modules: equinox modules are plain
 pytrees of arrays, so the denoiser passes through ``jit``, ``vmap`` and NumPyro's ``pmap`` and
 is saved as its leaves without any code; flax.nnx modules are stateful objects that need
 ``nnx.split``/``merge`` at every such boundary. Training uses optax's Adam. Both are the optional
@@ -160,9 +166,16 @@ class Learned(Denoiser):
         """
         eqx, optax = _require()
         from ..layout import flat_potential, flatten_draws, site_layout
+        from .networks import ARCHITECTURES, TARGETS
 
         if base not in ("mixture", "gaussian"):
             raise ValueError(f"base must be 'mixture' or 'gaussian', got {base!r}")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        if covariance not in ("jacobian", "base"):
+            raise ValueError(f"covariance must be 'jacobian' or 'base', got {covariance!r}")
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         model_args, model_kwargs = model_arguments(model_args, model_kwargs, "Learned.fit")
         x = jnp.asarray(flatten_draws(draws, model, *model_args, **model_kwargs))
         if x.ndim != 2 or x.shape[0] < 2 or not bool(jnp.all(jnp.isfinite(x))):
@@ -177,8 +190,6 @@ class Learned(Denoiser):
         else:
             mixture = GaussianMixture.fit(k_base, x, potential_fn=potential_fn)
         loc, scale = x.mean(0), x.std(0) + 1e-12
-        if covariance not in ("jacobian", "base"):
-            raise ValueError(f"covariance must be 'jacobian' or 'base', got {covariance!r}")
         train_times = None if times is None else np.asarray(times, float)
         t_max = (float(t_range[1]) / float(jnp.mean(scale**2))) if train_times is None else float(train_times.max())
         settings = dict(base=base, width=int(width), depth=int(depth), num_freqs=int(num_freqs),
