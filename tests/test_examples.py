@@ -16,6 +16,7 @@ def run_example(name, *args):
     return out
 
 
+@pytest.mark.slow  # ~45 s of compilation on 2 cores; `make demo` and `make test-all` run it
 def test_bimodal_demo_runs_and_writes_its_report(tmp_path):
     out = run_example("bimodal_gmm.py", "--num-warmup", "100", "--num-samples", "200", "--num-steps", "10",
                       "--num-chains", "2", "--out", str(tmp_path), "--no-progress-bar", "--single-run")
@@ -53,3 +54,10 @@ def test_two_component_study_runs(tmp_path):
 def test_float32_vs_float64_example_runs():
     out = run_example("float32_vs_float64.py")
     assert "| float32 |" in out.stdout and "| float64 |" in out.stdout
+
+
+@pytest.mark.slow  # trains a network; `make test-all` runs it
+def test_learned_double_wells_example_runs():
+    pytest.importorskip("equinox")
+    out = run_example("learned_double_wells.py", "--quick")
+    assert "learned, coordinatewise" in out.stdout and "network kept" in out.stdout
