@@ -68,10 +68,10 @@ def test_learned_banana_beats_its_gaussian_base_and_the_exact_kernel_stays_exact
 
 
 def test_save_then_load_gives_identical_draws(tmp_path):
-    # The coordinatewise network on the mixture base: its arrays and the architecture are saved
-    # too (the MLP is loaded in the bad-files test below).
+    # The coordinatewise network: its base's arrays (a one-component mixture) and the architecture
+    # are saved too (the MLP is loaded in the bad-files test below).
     draws = banana_draws(jax.random.PRNGKey(0), 1000)
-    den = Learned.fit(jax.random.PRNGKey(1), draws, num_iters=50, architecture="coordinatewise")
+    den = Learned.fit(jax.random.PRNGKey(1), draws, base="gaussian", num_iters=50, architecture="coordinatewise")
     path = tmp_path / "banana.npz"
     den.save(path)
     again = Learned.load(path)
