@@ -50,7 +50,7 @@ def _network(key, dim, width, depth, num_freqs, dtype, num_context=0, architectu
         if num_context:
             raise ValueError("the coordinatewise network takes no context (amortized denoisers use 'mlp')")
         mlp = eqx.nn.MLP(2 + 2 * num_freqs + dim, 1, width, depth, activation=jax.nn.silu, key=key, dtype=dtype)
-        return _zero_output(_coordinatewise()(mlp, dim, num_freqs))
+        return _coordinatewise()(_zero_output(mlp), dim, num_freqs)
     net = eqx.nn.MLP(dim + 2 * num_freqs + num_context, dim, width, depth, activation=jax.nn.silu, key=key,
                      dtype=dtype)
     return _zero_output(net)
@@ -59,11 +59,10 @@ def _network(key, dim, width, depth, num_freqs, dtype, num_context=0, architectu
 ARCHITECTURES = ("mlp", "coordinatewise")
 
 
-def _zero_output(net):
+def _zero_output(mlp):
     eqx, _ = _require()
-    where = (lambda n: n.mlp.layers[-1]) if hasattr(net, "mlp") else (lambda n: n.layers[-1])
-    last = where(net)
-    return eqx.tree_at(lambda n: (where(n).weight, where(n).bias), net,
+    last = mlp.layers[-1]
+    return eqx.tree_at(lambda n: (n.layers[-1].weight, n.layers[-1].bias), mlp,
                        (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
 
 
@@ -111,7 +110,7 @@ def residual(network, num_freqs, y, t, loc, scale, context=None, base_mean=None,
     t_in, fade = t, 1.0
     if t_max is not None:  # h is scale-free at large t; only the time features would leave the range
         t_in = jnp.minimum(t, t_max)
-        fade = jnp.where(t > t_max, jnp.sqrt(t_max / jnp.where(t > t_max, t, 1.0)), 1.0)
+        fade = jnp.sqrt(t_max / jnp.maximum(t, t_max))
     var = scale**2
     h = (y - t * loc) / jnp.sqrt(1.0 + t + t * t * var)
     parts = [h, _embed(t_in, num_freqs, dtype)]
