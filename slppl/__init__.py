@@ -8,6 +8,7 @@ Example:
 from . import accuracy, adaptation, denoisers, diagnostics, integrators, plots, time_grids
 from .calibration import sbc
 from .compilation_cache import enable_compilation_cache
+from .evidence import LogEvidence, log_evidence
 from .kernel import SLState
 from .layout import flat_potential, flatten_draws, site_layout
 from .numpyro_adapter import SL
@@ -25,6 +26,8 @@ __all__ = [
     "flatten_draws",
     "simulate",
     "sbc",
+    "log_evidence",
+    "LogEvidence",
     "enable_compilation_cache",
     "compare",
     "accuracy",

@@ -338,7 +338,20 @@ def _row(name, run, draws):
         row["global accept"] = float(np.mean(run.fields["accept_prob"]))
         if "partial_accept_prob" in run.fields:
             row["partial accept"] = float(np.mean(run.fields["partial_accept_prob"]))
+        row["log evidence"], row["log evidence se"], row["evidence k̂"] = _log_evidence(run)
     return row
+
+
+def _log_evidence(run):
+    """``(log p(data), its SE, the weights' largest k̂)`` from an SL run's proposal weights; NaN
+    where they cannot give it (Pyro's SL, global moves switched off)."""
+    from .evidence import log_evidence
+
+    try:
+        ev = log_evidence(run, warn=False)
+    except (TypeError, ValueError):
+        return np.nan, np.nan, np.nan
+    return ev.estimate, ev.se, float(np.max(ev.pareto_k))
 
 
 def _headline(row, run):
@@ -500,7 +513,10 @@ def compare(*args, samplers=None, reference=None, modes=None, num_warmup=1000, n
         lead the table; ``ESS/s`` (``min ESS`` over the whole wall time) and ``ESS/s sampling``;
         ``grad evals`` (NUTS's leapfrog steps; SL's walkers' and local moves' gradients),
         ``potential evals`` (SL's path weights), ``denoiser calls`` and ``ESS per 1k model evals``
-        (gradient plus potential evaluations); ``global accept`` and ``partial accept`` (SL's moves); with a reference, ``max z``
+        (gradient plus potential evaluations); ``global accept`` and ``partial accept`` (SL's moves);
+        ``log evidence``, ``log evidence se`` and ``evidence k̂`` (SL's estimate of ``log p(data)``
+        from its proposal weights, see :func:`slppl.log_evidence`: its SE means something only for
+        k̂ ≤ 0.5); with a reference, ``max z``
         (``|mean − ref|/ref_sd``), ``max z / MCSE``, ``sd ratio`` range, ``max W1`` (with
         reference draws); with modes, ``min mode ESS`` (of the mode indicators: a chain that never
         changes mode has a fine ESS per coordinate) and, with true weights, ``max mode error``

@@ -12,7 +12,7 @@ from conftest import assert_within_mcse
 from numpyro.diagnostics import effective_sample_size
 from numpyro.infer import MCMC
 
-from slppl import SL, flatten_draws, sample_trajectory
+from slppl import SL, flatten_draws, log_evidence, sample_trajectory
 from slppl.denoisers import Gaussian, GaussianMixture, laplace
 from slppl.denoisers.fit import fit_laplace, fit_mixture
 from slppl.diagnostics import check_sl, pareto_khat
@@ -142,6 +142,12 @@ def test_adaptive_kernel_finds_both_modes_with_every_chain_method(chain_method):
     assert np.all(check_sl(mcmc).nan_proposals == 0.0)
     assert float(extra["accept_prob"].mean()) > 0.5
     assert np.all(pareto_khat(mcmc) < 0.7)
+    # The model has no data and a normalised prior: its evidence is 1. Each chain's proposals are
+    # whitened by its own fit, whose log |det| the estimate must add back.
+    ev = log_evidence(mcmc)
+    assert_within_mcse(ev.estimate, 0.0, ev.se, z=3.0, what="log evidence of a normalised prior")
+    assert ev.se < 0.05
+    assert ev.num_weights == 2 * 600 * 32 and ev.chains.shape == (2,)
 
 
 def test_adaptation_is_frozen_after_warmup_and_a_second_run_compiles_nothing():

@@ -69,6 +69,13 @@ def test_compare_table_accuracy_modes_arviz_and_plots(tmp_path):
     nuts = table.loc["NUTS"]
     assert nuts["min ESS"] <= nuts["min mode ESS"] <= 100 and "rarely change mode" in nuts["flags"]
     assert table.loc["SL", "flags"] == "" and table.loc["SL", "ESS/s"] > nuts["ESS/s"]
+    # SL's estimate of log p(y), against the integral over x[0]'s mixture marginal; none for NUTS.
+    x0 = np.linspace(-6.0, 6.0, 20001)
+    prior = 0.3 * np.exp(-2.0 * (x0 + 2.0) ** 2) + 0.7 * np.exp(-2.0 * (x0 - 2.0) ** 2)
+    like = np.exp(-0.5 * ((np.asarray(y)[:, None] - 1e-3 * x0) ** 2).sum(0)) / (2 * np.pi) ** 1.5
+    exact = np.log(np.sum(prior * like) / np.sum(prior))
+    assert abs(table.loc["SL", "log evidence"] - exact) < 3.0 * table.loc["SL", "log evidence se"]
+    assert np.isnan(nuts["log evidence"]) and 0.0 < table.loc["SL", "evidence k̂"] < 0.7
     # ArviZ data of every run, with a log likelihood: LOO and az.compare work on SL as on NUTS.
     loo = az.loo(result.idata["SL"])
     assert np.isfinite(loo.elpd_loo if hasattr(loo, "elpd_loo") else loo.elpd)  # ArviZ 0.x / 1.x names
