@@ -35,8 +35,15 @@ class temper(Messenger):
         super().__init__(fn)
 
     def process_message(self, msg):
-        if msg["type"] == "sample" and msg["is_observed"]:
+        # NumPyro adds each constrained site's log |Jacobian| to the unconstrained density as an
+        # observed factor site named "_{site}_log_det" (numpyro.infer.util._unconstrain_reparam):
+        # it belongs to the prior, and tempering it made the prior improper at β = 0.
+        if msg["type"] == "sample" and msg["is_observed"] and not _is_jacobian(msg["name"]):
             msg["scale"] = self.beta if msg.get("scale") is None else self.beta * msg["scale"]
+
+
+def _is_jacobian(name):
+    return name.startswith("_") and name.endswith("_log_det")
 
 
 def tempered_model(model):

@@ -453,3 +453,24 @@ def test_with_the_compilation_cache_on_the_compiled_step_has_no_host_callback(tm
         assert "callback" not in lowered()
     finally:
         jax.config.update("jax_compilation_cache_dir", previous)
+
+
+def test_tempering_scales_the_likelihood_only_and_keeps_the_priors_jacobian():
+    """At β = 0 the walkers' target is the prior in unconstrained coordinates, Jacobian included
+    (NumPyro adds it as an observed factor site, which a tempering of every observed site scaled)."""
+    from numpyro.infer.util import potential_energy
+
+    from slppl.tempering import temper
+
+    def model():
+        s = numpyro.sample("s", dist.HalfNormal(1.0))
+        numpyro.factor("extra", -s)  # a user's factor is likelihood: tempered
+        numpyro.sample("y", dist.Normal(0.0, s), obs=1.0)
+
+    z = {"s": jnp.array(0.4)}  # unconstrained: s = e^0.4
+    s = np.exp(0.4)
+    prior = float(dist.HalfNormal(1.0).log_prob(s)) + 0.4  # + log |ds/dz|
+    lik = -s + float(dist.Normal(0.0, s).log_prob(1.0))
+    for beta in (0.0, 0.5, 1.0):
+        got = -float(potential_energy(temper(model, beta=beta), (), {}, z))
+        np.testing.assert_allclose(got, prior + beta * lik, rtol=1e-10)
