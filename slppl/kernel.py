@@ -343,15 +343,23 @@ def check_combination(denoiser, integrator, correction, final):
         raise ValueError(f"final must be one of {FINALS}, got {final!r}")
     if correction is None:
         return
-    if final != "gaussian":
+    if final == "product":
+        if not hasattr(denoiser, "sample_product"):
+            raise ValueError(
+                f"final='product' draws each coordinate from the tilted measure's marginal on a finite set, "
+                f"which {type(denoiser).__name__} does not give; use a discrete denoiser (Discrete, IsingMeanField)"
+            )
+        denoiser.check_product()
+    elif final != "gaussian":
         raise ValueError(
             f"correction='mh' needs a final draw with a density; final={final!r} is deterministic. "
-            "Use final='gaussian' or correction=None."
+            "Use final='gaussian' (or 'product' on a finite set) or correction=None."
         )
-    if not denoiser.has_density:
+    elif not denoiser.has_density:
         raise ValueError(
             f"{type(denoiser).__name__} describes a measure on finitely many points, which has no density "
-            "and cannot propose for the exact kernel; use Empirical(samples) (smoothed) or correction=None"
+            "and cannot propose for the exact kernel with a Gaussian final draw; on a discrete target use "
+            "final='product', otherwise Empirical(samples) (smoothed) or correction=None"
         )
     if integrator.exact and not (hasattr(denoiser, "sample") and hasattr(denoiser, "log_prob")):
         raise ValueError(

@@ -22,7 +22,7 @@ from .observation import IsotropicGaussian
 
 __all__ = ["Trajectory", "sample_trajectory", "sample", "conditional_path", "path_log_aux", "FINALS"]
 
-FINALS = ("gaussian", "mean", "sample")
+FINALS = ("gaussian", "mean", "sample", "product")
 
 
 class Trajectory(NamedTuple):
@@ -73,6 +73,10 @@ def sample_trajectory(
             by the exact correction); ``"mean"`` returns ``x = m(y_K, t_K)``; ``"sample"`` draws
             ``x`` from the denoiser's own tilted measure ``μ_{t_K, y_K}`` (analytic denoisers; on a
             discrete target it lands on the support). The last two are for raw draws only.
+            ``"product"``: for a target on a finite set (discrete latents), draws each coordinate
+            from its own marginal under the denoiser's tilted measure at ``t_K`` (the denoiser's
+            ``sample_product``); a law on the finite set with a probability mass, so the exact
+            correction carries over (the weights are then against counting measure).
         dim: dimension of x when the denoiser does not know it.
 
     Examples:
@@ -123,6 +127,8 @@ def sample_trajectory(
     elif final == "mean":
         x, state, _ = denoiser.estimate(keys[-1, 0], y, t_end, state)
         log_r = zero
+    elif final == "product":
+        x, log_r, state = denoiser.sample_product(keys[-1, 0], y, t_end, state)
     else:
         x = denoiser.sample_posterior(keys[-1, 0], y, t_end, state)
         log_r = zero

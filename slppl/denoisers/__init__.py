@@ -11,6 +11,7 @@ from .empirical import Empirical
 from .gaussian import Gaussian
 from .gaussian_mixture import GaussianMixture
 from .laplace import laplace
+from .mean_field import MeanField
 from .learned import Learned  # needs the extra slppl[learn] (equinox, optax) only when used
 
-__all__ = ["Denoiser", "FunctionDenoiser", "Gaussian", "GaussianMixture", "Discrete", "Empirical", "Learned", "Amortized", "laplace"]
+__all__ = ["Denoiser", "FunctionDenoiser", "Gaussian", "GaussianMixture", "Discrete", "Empirical", "Learned", "Amortized", "laplace", "MeanField"]

@@ -2,9 +2,11 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._random import categorical
 from .base import Denoiser, as_array
+from .finite import coordinate_values, product_draw
 from .mixture import mixture_moments
 
 
@@ -24,8 +26,10 @@ def point_mass_posterior(y, t, log_probs, support, with_cov=True):
 class Discrete(Denoiser):
     """Exact denoiser of ``Σ_j p_j δ_{x_j}``, a law on the finite support ``{x_j}``.
 
-    Raw SL draws (``final="sample"``) from it land on the support; it also serves discrete latent
-    sites later.
+    Raw SL draws (``final="sample"``) from it land on the support. As the proposal of the exact
+    kernel on a discrete target (``final="product"``), its support must be a product of each
+    coordinate's values (every configuration of discrete latents, :func:`enumerate_model`), so
+    that every product draw is a point it weighs; its probabilities need not be the target's.
 
     Args:
         support: ``(n, d)`` support points.
@@ -51,6 +55,29 @@ class Discrete(Denoiser):
         self.support = support
         self.log_probs = log_probs - jax.scipy.special.logsumexp(log_probs)
         self.dim = int(support.shape[1])
+        values, index = coordinate_values(support)
+        self.values = jnp.asarray(np.nan_to_num(values), support.dtype)
+        self._padding = jnp.asarray(np.isnan(values))
+        self._index = jnp.asarray(index)
+        self._is_product = bool(np.prod((~np.isnan(values)).sum(1), dtype=float) == support.shape[0])
+
+    def check_product(self):
+        """Raise ``ValueError`` unless the support is every combination of the coordinates' values."""
+        if not self._is_product:
+            raise ValueError(
+                f"final='product' draws each coordinate on its own, so the support must hold every combination "
+                f"of the coordinates' values; these {self.support.shape[0]} points do not (give every "
+                "configuration, with -inf log_probs where the target has no mass)"
+            )
+
+    def sample_product(self, rng_key, y, t, state):
+        """``(x, log r(x), state)``: each coordinate from its marginal under ``μ_{t,y}``."""
+        w = jax.nn.softmax(_logits(y, t, self.log_probs, self.support))
+        d, k = self.values.shape
+        marginals = jnp.zeros((d, k), w.dtype).at[jnp.arange(d)[None, :], self._index].add(w[:, None])
+        log_marginals = jnp.where(self._padding, -jnp.inf, jnp.log(marginals))
+        x, log_r = product_draw(rng_key, log_marginals, self.values)
+        return x, log_r, state
 
     def estimate(self, rng_key, y, t, state):
         return point_mass_posterior(y, t, self.log_probs, self.support, False)[0], state, ()
