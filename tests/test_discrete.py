@@ -2,13 +2,18 @@
 
 import itertools
 
+import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
 import pytest
 from conftest import assert_within_mcse
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+from numpyro.infer import MCMC, Predictive
 
+from slppl import SL, log_evidence
 from slppl import kernel as core
 from slppl.denoisers import Discrete, Gaussian, MeanField
 from slppl.integrators import SecondOrder
@@ -43,7 +48,8 @@ def run_chains(den, U, n, steps=6000, chains=4):
     return np.asarray(acc)[:, 100:], np.asarray(z)[:, 100:]
 
 
-@pytest.mark.parametrize("proposal", ["mean field", "enumeration, wrong couplings"])
+# Mean field through NumPyro is tested below; the core's mean-field case is slow (make test's budget).
+@pytest.mark.parametrize("proposal", [pytest.param("mean field", marks=pytest.mark.slow), "enumeration, wrong couplings"])
 def test_exact_kernel_on_spins_gets_every_single_site_and_pair_marginal(proposal):
     J, h, configs, p = ising()
     Jj, hj = jnp.asarray(J), jnp.asarray(h)
@@ -80,3 +86,52 @@ def test_bad_discrete_input_is_rejected_before_sampling():
         MeanField(lambda x: 0.0, values=jnp.array([[1.0, 0.0]]))
     with pytest.raises(ValueError, match="dim=d"):
         MeanField(lambda x: 0.0, values=(0.0, 1.0))
+
+
+def ising_model(J, h):
+    def model():
+        b = numpyro.sample("b", dist.Bernoulli(0.5).expand([N]).to_event(1))
+        s = numpyro.deterministic("s", 2.0 * b - 1.0)
+        numpyro.factor("ising", 0.5 * s @ jnp.asarray(J) @ s + jnp.asarray(h) @ s)
+
+    return model
+
+
+def test_numpyro_model_with_bernoulli_sites_runs_through_mcmc_predictive_and_arviz():
+    J, h, configs, p = ising(seed=1)
+    model = ising_model(J, h)
+    mcmc = MCMC(SL(model), num_warmup=50, num_samples=3000, num_chains=2, chain_method="vectorized",
+                progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(0))
+    samples = mcmc.get_samples(group_by_chain=True)
+    assert samples["b"].dtype == jnp.int32 and set(np.unique(samples["b"])) <= {0, 1}
+    s = np.asarray(samples["s"])
+    ess = effective_sample_size(s)
+    assert_within_mcse(s.reshape(-1, N).mean(0), p @ configs, s.reshape(-1, N).std(0) / np.sqrt(ess),
+                       what="magnetisation")
+    assert np.max(split_gelman_rubin(s)) < 1.01
+    # The evidence of a model whose prior is uniform on {0,1}^N: the Ising partition function / 2^N.
+    logp = 0.5 * np.einsum("ki,ij,kj->k", configs, J, configs) + configs @ h
+    ev = log_evidence(mcmc)
+    assert_within_mcse(ev.estimate, np.log(np.exp(logp).sum()) - N * np.log(2.0), ev.se, z=3.0, what="log Z")
+    draws = Predictive(model, mcmc.get_samples())(jax.random.PRNGKey(1))
+    assert draws["s"].shape == (6000, N)
+    idata = az.from_numpyro(mcmc)
+    assert "b" in idata.posterior if hasattr(idata, "posterior") else "b" in idata["posterior"]
+
+
+def test_numpyro_models_sl_cannot_sample_yet_are_refused_with_the_way_out():
+    def mixed():
+        numpyro.sample("b", dist.Bernoulli(0.5))
+        numpyro.sample("x", dist.Normal(0.0, 1.0))
+
+    def three_categories():
+        numpyro.sample("c", dist.Categorical(probs=jnp.ones(3) / 3))
+
+    with pytest.raises(ValueError, match="DiscreteHMCGibbs"):
+        MCMC(SL(mixed), num_warmup=10, num_samples=10, progress_bar=False).run(jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="'c' .* not two-valued"):
+        MCMC(SL(three_categories), num_warmup=10, num_samples=10, progress_bar=False).run(jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="final='product'"):
+        MCMC(SL(ising_model(*ising()[:2]), denoiser=Gaussian(jnp.zeros(N), jnp.eye(N))), num_warmup=10,
+             num_samples=10, progress_bar=False).run(jax.random.PRNGKey(0))

@@ -61,3 +61,12 @@ def test_learned_double_wells_example_runs():
     pytest.importorskip("equinox")
     out = run_example("learned_double_wells.py", "--quick")
     assert "learned, coordinatewise" in out.stdout and "network kept" in out.stdout
+
+
+@pytest.mark.slow  # three SL(model) compilations
+def test_bayes_factor_example_runs_and_matches_the_closed_forms(tmp_path):
+    out = run_example("bayes_factor.py", "--num-warmup", "200", "--num-samples", "200", "--out", str(tmp_path))
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith("| 1 ") or line.startswith("| 3 ")]
+    for row in rows:  # the log Bayes factors against degree 2, SL and exact
+        assert abs(float(row[5]) - float(row[6])) < 0.05, row
+    assert (tmp_path / "bayes_factor.png").stat().st_size > 5_000

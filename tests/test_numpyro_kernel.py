@@ -223,7 +223,7 @@ def test_bad_input_is_rejected_before_sampling():
         numpyro.sample("x", dist.Normal(z, 1.0))
 
     kernel = SL(discrete_model, denoiser=Gaussian(jnp.zeros(1), jnp.eye(1)))
-    with pytest.raises(ValueError, match=r"\['z'\] are discrete"):
+    with pytest.raises(ValueError, match=r"continuous \['x'\] and discrete \['z'\]"):
         MCMC(kernel, num_warmup=1, num_samples=1, progress_bar=False).run(jax.random.PRNGKey(0))
 
     kernel = SL(potential_fn=lambda z: 0.5 * jnp.sum(z**2), denoiser=Gaussian(jnp.zeros(1), jnp.eye(1)))

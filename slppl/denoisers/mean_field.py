@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .base import Denoiser
 from .finite import product_draw
@@ -45,12 +46,12 @@ class MeanField(Denoiser):
     """
 
     def __init__(self, potential_fn, values=(0.0, 1.0), dim=None, num_iters=50, damping=0.5):
-        values = jnp.asarray(values, dtype=jnp.result_type(float))
+        values = np.asarray(values, dtype=float)  # concrete: checked here, a constant of the kernel
         if values.ndim == 1:
             if values.shape != (2,) or dim is None:
                 raise ValueError("values must be one pair (a, b) with dim=d, or a (d, 2) array of pairs")
-            values = jnp.broadcast_to(values, (int(dim), 2))
-        if values.ndim != 2 or values.shape[1] != 2 or not bool(jnp.all(values[:, 1] > values[:, 0])):
+            values = np.broadcast_to(values, (int(dim), 2))
+        if values.ndim != 2 or values.shape[1] != 2 or not np.all(values[:, 1] > values[:, 0]):
             raise ValueError(f"values must be (d, 2) pairs a < b, got shape {values.shape}")
         if dim is not None and int(dim) != values.shape[0]:
             raise ValueError(f"dim={dim} but values has {values.shape[0]} rows")
@@ -64,7 +65,7 @@ class MeanField(Denoiser):
 
     def _probs(self, y, t):
         """``P(x_i = b_i)`` under the mean-field product law."""
-        a, b = self.values[:, 0].astype(y.dtype), self.values[:, 1].astype(y.dtype)
+        a, b = jnp.asarray(self.values[:, 0], y.dtype), jnp.asarray(self.values[:, 1], y.dtype)
         grad = jax.grad(self.potential_fn)
         bias = (b - a) * y - 0.5 * t * (b**2 - a**2)
 
@@ -76,11 +77,11 @@ class MeanField(Denoiser):
         return jax.lax.fori_loop(0, self.num_iters, update, jnp.full_like(y, 0.5))
 
     def estimate(self, rng_key, y, t, state):
-        a, b = self.values[:, 0].astype(y.dtype), self.values[:, 1].astype(y.dtype)
+        a, b = jnp.asarray(self.values[:, 0], y.dtype), jnp.asarray(self.values[:, 1], y.dtype)
         return a + (b - a) * self._probs(y, t), state, ()
 
     def estimate_with_cov(self, rng_key, y, t, state):
-        a, b = self.values[:, 0].astype(y.dtype), self.values[:, 1].astype(y.dtype)
+        a, b = jnp.asarray(self.values[:, 0], y.dtype), jnp.asarray(self.values[:, 1], y.dtype)
         p = self._probs(y, t)
         return a + (b - a) * p, jnp.diag((b - a) ** 2 * p * (1.0 - p)), state, ()
 
@@ -91,5 +92,5 @@ class MeanField(Denoiser):
         """``(x, log r(x), state)``: each coordinate from its mean-field marginal."""
         p = self._probs(y, t)
         log_marginals = jnp.stack([jnp.log1p(-p), jnp.log(p)], -1)
-        x, log_r = product_draw(rng_key, log_marginals, self.values.astype(y.dtype))
+        x, log_r = product_draw(rng_key, log_marginals, jnp.asarray(self.values, y.dtype))
         return x, log_r, state

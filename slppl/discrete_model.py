@@ -1,0 +1,120 @@
+"""A NumPyro model whose latent sites are discrete: its potential on their values, and its draws.
+
+SL runs on a finite set as on R^d (the observation channel ``y_t = t·x + B_t`` needs no change);
+the latent vector is the sites' values themselves (no transform), each coordinate taking the
+values of its site's support. Two-valued sites (``Bernoulli``, a two-category ``Categorical``)
+are supported: the mean-field denoiser (:class:`~slppl.denoisers.MeanField`) and the final
+product draw need each coordinate's two values. A model that mixes discrete and continuous
+latent sites is refused with a message saying what to do instead.
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro import handlers
+from numpyro.infer.util import log_density
+
+__all__ = ["DiscreteModel", "setup_discrete"]
+
+
+class DiscreteModel(NamedTuple):
+    """What the NumPyro adapter needs to run SL on a model's discrete latent sites.
+
+    Fields:
+        potential_fn_gen: ``(*model_args, **model_kwargs) -> U``, ``U(z) = −log p(data, z)`` on
+            the dict of site values (floats).
+        postprocess_fn_gen: ``(*model_args, **model_kwargs) -> f``, ``f(z)`` the sites as integers
+            and the model's deterministic sites.
+        init_params: a valid starting dict (the model's own draw).
+        values: ``(d, 2)`` each coordinate's two values, in ``ravel_pytree`` order of ``init_params``.
+    """
+
+    potential_fn_gen: Callable
+    postprocess_fn_gen: Callable
+    init_params: Any
+    values: Any
+
+
+def setup_discrete(rng_key, model, model_args, model_kwargs, discrete):
+    """A :class:`DiscreteModel` for ``model``, whose discrete latent sites are ``discrete``.
+
+    Raises ``ValueError`` naming the sites when a continuous latent site is present or a discrete
+    site has more than two values.
+    """
+    trace = handlers.trace(handlers.seed(model, rng_key)).get_trace(*model_args, **model_kwargs)
+    latent = {name: site for name, site in trace.items() if site["type"] == "sample" and not site["is_observed"]}
+    continuous = [name for name in latent if name not in discrete]
+    if continuous:
+        raise ValueError(
+            f"SL samples models whose latent sites are all continuous or all discrete; this one has continuous "
+            f"{continuous} and discrete {list(discrete)}. Marginalise the discrete sites out (NumPyro's "
+            "enumeration, or a mixture distribution), or sample them with numpyro.infer.DiscreteHMCGibbs / HMCGibbs"
+        )
+    rows, init = {}, {}
+    for name in discrete:
+        site = latent[name]
+        fn = site["fn"]
+        while hasattr(fn, "base_dist"):  # .expand(...).to_event(...), masks: the same values
+            fn = fn.base_dist
+        support = None
+        if getattr(fn, "has_enumerate_support", False):
+            support = np.unique(np.asarray(fn.enumerate_support(expand=False)).reshape(-1))
+        if support is None or support.size != 2:
+            raise ValueError(
+                f"site {name!r} ({type(fn).__name__}) is not two-valued; SL's discrete kernel samples two-valued "
+                "sites (Bernoulli, a two-category Categorical) for now"
+            )
+        value = jnp.asarray(site["value"], jnp.result_type(float))
+        init[name] = value
+        rows[name] = np.broadcast_to(support.astype(float), (value.size, 2))
+
+    def potential_fn_gen(*args, **kwargs):
+        def potential(z):
+            return -log_density(model, args, kwargs, z)[0]
+
+        return potential
+
+    def postprocess_fn_gen(*args, **kwargs):
+        def postprocess(z):
+            tr = handlers.trace(handlers.substitute(handlers.seed(model, 0), data=z)).get_trace(*args, **kwargs)
+            out = {name: z[name].astype(jnp.int32) for name in discrete}
+            out.update({name: site["value"] for name, site in tr.items() if site["type"] == "deterministic"})
+            return out
+
+        return postprocess
+
+    # ravel_pytree flattens a dict in sorted key order.
+    values = np.concatenate([rows[name] for name in sorted(rows)], 0)
+    return DiscreteModel(potential_fn_gen, postprocess_fn_gen, init, values)
+
+
+class DiscreteSLState(NamedTuple):
+    """:class:`~slppl.SLState` with the fields ``SL(model)``'s runs report (NumPyro fixes a kernel's
+    fields before it sees the model): no gradients, one model evaluation per proposal, no local or
+    partial-path moves, the global move always on."""
+
+    i: Any
+    z: Any
+    potential_energy: Any
+    log_weight: Any
+    accept_prob: Any
+    mean_accept_prob: Any
+    diverging: Any
+    rng_key: Any
+    denoiser_state: Any
+    proposal_log_weight: Any
+    num_grad_evals: Any
+    num_potential_evals: Any
+    local_accept_prob: Any
+    partial_accept_prob: Any
+    use_global: Any
+
+
+def with_fields(state, num_proposals):
+    """The core's state with ``SL(model)``'s fields."""
+    zero = jnp.zeros((), state.accept_prob.dtype)
+    return DiscreteSLState(*state, num_grad_evals=jnp.zeros((), jnp.int32),
+                           num_potential_evals=jnp.asarray(num_proposals, jnp.int32), local_accept_prob=zero,
+                           partial_accept_prob=zero, use_global=jnp.ones((), bool))
