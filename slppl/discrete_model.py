@@ -10,7 +10,6 @@ latent sites is refused with a message saying what to do instead.
 
 from typing import Any, Callable, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers
