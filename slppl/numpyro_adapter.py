@@ -38,8 +38,10 @@ class SL(MCMCKernel):
     sorted by name); :func:`slppl.site_layout` prints the layout.
 
     Args:
-        model: a NumPyro model with continuous latent sites (exactly one of ``model`` and
-            ``potential_fn``).
+        model: a NumPyro model whose latent sites are all continuous, or all two-valued discrete
+            (Bernoulli: then the sites' values are the latent vector, the default denoiser is mean
+            field on the model, ``final="product"`` and the grid ``Karras``; see
+            :mod:`slppl.discrete_model`). Exactly one of ``model`` and ``potential_fn``.
         potential_fn: ``U(z) = −log μ(z)`` on any pytree ``z`` (then ``init_params`` is required).
         denoiser: a :class:`~slppl.denoisers.Denoiser` for the flat unconstrained vector, or
             ``None`` / ``"mixture"`` / ``"gaussian"`` / ``"laplace"`` / ``"learned"``: the kernel
@@ -61,8 +63,9 @@ class SL(MCMCKernel):
         integrator: default :class:`~slppl.integrators.SecondOrder` with a given denoiser,
             :class:`~slppl.integrators.Exact` with a built one.
         correction: ``"mh"`` (exact, default) or ``None`` (raw SL draws, approximate).
-        final: ``"gaussian"`` (default), ``"mean"`` or ``"sample"`` (the last two for raw draws
-            only; see :func:`slppl.sample_trajectory`).
+        final: ``"gaussian"`` (default), ``"product"`` (each coordinate from its marginal on a
+            finite set: discrete latents with a discrete denoiser), ``"mean"`` or ``"sample"``
+            (the last two for raw draws only; see :func:`slppl.sample_trajectory`).
         cov_floor: added to ``Cov(x | y_K)`` in the final Gaussian draw, for a covariance that is
             numerically singular. Keep it well below ``1/t_K``: the path has located x to about
             that precision, and a wider final draw makes the exact weights collapse.
@@ -155,7 +158,7 @@ class SL(MCMCKernel):
 
     def get_diagnostics_str(self, state):
         text = f"acc. prob={float(jnp.mean(state.mean_accept_prob)):.2f}"
-        if self.family is not None:
+        if self.family is not None and self._discrete is None:  # discrete models have no local moves
             text += f", local acc. prob={float(jnp.mean(state.local_accept_prob)):.2f}"
         return text
 
