@@ -182,6 +182,7 @@ def test_accuracy_with_reference_draws_detects_a_shifted_sampler():
     assert bad.loc["x", "z"] > Z * bad.loc["x", "mcse_z"]
 
 
+@pytest.mark.slow  # NUTS and SL(model) compiled in a subprocess (44 s); make test-all runs it (make test's budget)
 def test_command_line_writes_a_report(tmp_path):
     (tmp_path / "mymodel.py").write_text(
         "import numpyro, numpyro.distributions as dist\n"
@@ -202,6 +203,9 @@ def test_command_line_writes_a_report(tmp_path):
     report = (out / "report.md").read_text()
     assert "| NUTS |" in report and "| SL |" in report and "max z" in report
     assert (out / "localisation_sl.png").exists()
+
+
+def test_command_line_names_a_bad_model_spec():
     bad = subprocess.run([sys.executable, "-m", "slppl.compare", "nomodule"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and "module:function" in bad.stderr
 
