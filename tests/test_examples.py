@@ -70,3 +70,11 @@ def test_bayes_factor_example_runs_and_matches_the_closed_forms(tmp_path):
     for row in rows:  # the log Bayes factors against degree 2, SL and exact
         assert abs(float(row[5]) - float(row[6])) < 0.05, row
     assert (tmp_path / "bayes_factor.png").stat().st_size > 5_000
+
+
+@pytest.mark.slow  # 4 chains of SL(model) on 16 spins
+def test_ising_example_agrees_with_enumeration():
+    out = run_example("ising.py", "--num-samples", "1000")
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith("| magnetisation")
+            or line.startswith("| neighbour")]
+    assert len(rows) == 2 and all(float(row[2]) < 4.0 for row in rows), out.stdout
