@@ -83,11 +83,31 @@ def closed_form_cases():
     for case in multimodal_cases():
         if case.name.startswith(("two modes, d = 10", "40 modes")):
             cases.append((case.name + ", no data", case.model, case.args, 0.0))
-    eight = [c for c in reference_cases() if c.name.startswith("eight schools (non")]
-    if eight:
-        cases.append(("eight schools (non-centred), exact by quadrature over τ", eight[0].model, eight[0].args,
-                      eight_schools_exact(*eight[0].args)))
+    for case in reference_cases():
+        if case.name.startswith("eight schools (non"):
+            cases.append(("eight schools (non-centred), exact by quadrature over τ", case.model, case.args,
+                          eight_schools_exact(*case.args)))
+        if case.name.startswith("arK"):
+            cases.append(("arK (AR(5)), exact by quadrature over σ", case.model, case.args, ark_exact(*case.args)))
     return cases
+
+
+def ark_exact(y, K):
+    """Given σ, (α, β) is a Gaussian linear regression on the lags: y[K:] ~ N(0, σ²·I + 10²·Φ·Φᵀ);
+    then a trapezoid over u = log σ (HalfCauchy(2.5) prior, Jacobian σ)."""
+    from scipy.special import logsumexp
+    from scipy.stats import halfcauchy
+
+    y = np.asarray(y, float)
+    T = y.shape[0]
+    phi = np.column_stack([np.ones(T - K)] + [y[K - k - 1:T - k - 1] for k in range(K)])
+    target = y[K:]
+    evals, evecs = np.linalg.eigh(100.0 * phi @ phi.T)
+    proj = evecs.T @ target
+    u = np.linspace(-10.0, 6.0, 16001)
+    sigma2 = np.exp(2 * u)[:, None]
+    log_lik = -0.5 * (np.sum(np.log(2 * np.pi * (evals + sigma2)), 1) + np.sum(proj**2 / (evals + sigma2), 1))
+    return float(logsumexp(log_lik + halfcauchy(scale=2.5).logpdf(np.exp(u)) + u) + np.log(u[1] - u[0]))
 
 
 def eight_schools_exact(sigma, y):
