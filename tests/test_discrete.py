@@ -100,7 +100,7 @@ def ising_model(J, h):
 def test_numpyro_model_with_bernoulli_sites_runs_through_mcmc_predictive_and_arviz():
     J, h, configs, p = ising(seed=1)
     model = ising_model(J, h)
-    mcmc = MCMC(SL(model), num_warmup=50, num_samples=3000, num_chains=2, chain_method="vectorized",
+    mcmc = MCMC(SL(model), num_warmup=50, num_samples=2000, num_chains=2, chain_method="vectorized",
                 progress_bar=False)
     mcmc.run(jax.random.PRNGKey(0))
     samples = mcmc.get_samples(group_by_chain=True)
@@ -115,7 +115,7 @@ def test_numpyro_model_with_bernoulli_sites_runs_through_mcmc_predictive_and_arv
     ev = log_evidence(mcmc)
     assert_within_mcse(ev.estimate, np.log(np.exp(logp).sum()) - N * np.log(2.0), ev.se, z=3.0, what="log Z")
     draws = Predictive(model, mcmc.get_samples())(jax.random.PRNGKey(1))
-    assert draws["s"].shape == (6000, N)
+    assert draws["s"].shape == (4000, N)
     idata = az.from_numpyro(mcmc)
     assert "b" in idata.posterior if hasattr(idata, "posterior") else "b" in idata["posterior"]
 
