@@ -78,3 +78,10 @@ def test_ising_example_agrees_with_enumeration():
     rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith("| magnetisation")
             or line.startswith("| neighbour")]
     assert len(rows) == 2 and all(float(row[2]) < 4.0 for row in rows), out.stdout
+
+
+@pytest.mark.slow  # SL(model) and DiscreteHMCGibbs, each compiled
+def test_spike_and_slab_example_runs_and_both_samplers_agree_with_enumeration():
+    out = run_example("spike_and_slab.py", "--num-warmup", "200", "--num-samples", "1000")
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith("| SL") or line.startswith("| Disc")]
+    assert len(rows) == 2 and all(float(row[2]) < 4.0 for row in rows), out.stdout
