@@ -131,15 +131,21 @@ def pareto_khat(log_weights):
 
 def _psis_khat(log_weights):
     """PSIS k̂ of the right tail of the weights, from ArviZ: ``az.psislw`` on 0.x; on 1.x
-    ``arviz_stats``'s ``pareto_khat(log_weights=True)``, since its ``psislw`` returned k̂ ≈ 38 on
-    the near-constant weights of an exact SL kernel (arviz-stats of ArviZ 1.3). The two tail fits
-    differ: the same weights gave k̂ −0.29 / 0.13 (0.x) and −0.35 / −0.01 (1.x)."""
+    ``arviz_stats``'s ``pareto_khat`` on the weights, since its ``psislw`` returned k̂ ≈ 38 on
+    the near-constant weights of an exact SL kernel (arviz-stats of ArviZ 1.3)."""
     if hasattr(az, "psislw"):
         return float(az.psislw(log_weights, reff=1.0)[1])
     from arviz_stats.base import array_stats
 
-    return float(array_stats.pareto_khat(log_weights, chain_axis=None, draw_axis=-1, r_eff=1.0, tail="right",
-                                         log_weights=True))
+    # arviz-stats 1.3's pareto_khat(log_weights=True) fits its Pareto tail to the log weights
+    # themselves (its _pareto_khat does not pass the flag on to _ps_tail), which made k̂ blind
+    # to a heavy tail (0.075 for weights whose tail index is 0.9 and for ones of 4.9 alike):
+    # the weights are given instead.
+    weights = np.exp(log_weights - np.max(log_weights))
+    try:
+        return float(array_stats.pareto_khat(weights, chain_axis=None, draw_axis=-1, r_eff=1.0, tail="right"))
+    except ValueError:  # "All tail values are the same": constant weights, no tail at all
+        return -np.inf
 
 
 RHAT_THRESHOLD = 1.01
