@@ -193,6 +193,7 @@ def sl_log_evidence(model, args, num_warmup, num_samples):
                 progress_bar=False)
     start = time.perf_counter()
     mcmc.run(jax.random.PRNGKey(0), *args)
+    jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously: wait for the draws
     return log_evidence(mcmc, warn=False), time.perf_counter() - start
 
 

@@ -67,6 +67,7 @@ def main(argv=None):
                 num_chains=4, chain_method="vectorized", progress_bar=False)
     start = time.perf_counter()
     mcmc.run(jax.random.PRNGKey(0), jnp.asarray(pairs))
+    jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously: wait for the draws
     wall = time.perf_counter() - start
     s = np.asarray(mcmc.get_samples(group_by_chain=True)["s"])
     pair_draws = s[..., pairs[:, 0]] * s[..., pairs[:, 1]]

@@ -105,6 +105,7 @@ def main(argv=None):
                     chain_method="vectorized" if name.startswith("SL") else "sequential", progress_bar=False)
         start = time.perf_counter()
         mcmc.run(jax.random.PRNGKey(0), jnp.asarray(X), jnp.asarray(y))
+        jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously: wait for the draws
         wall = time.perf_counter() - start
         gamma = np.asarray(mcmc.get_samples(group_by_chain=True)["gamma"], float)
         rows.append(summary(name, gamma, truth, wall))

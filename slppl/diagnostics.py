@@ -143,9 +143,12 @@ def _psis_khat(log_weights):
     # the weights are given instead.
     weights = np.exp(log_weights - np.max(log_weights))
     try:
-        return float(array_stats.pareto_khat(weights, chain_axis=None, draw_axis=-1, r_eff=1.0, tail="right"))
+        khat = float(array_stats.pareto_khat(weights, chain_axis=None, draw_axis=-1, r_eff=1.0, tail="right"))
     except ValueError:  # "All tail values are the same": constant weights, no tail at all
         return -np.inf
+    # NaN: the tail's weights underflowed against the largest (log weights spread over hundreds
+    # of nats), so a few weights carry everything: as heavy a tail as there is.
+    return khat if np.isfinite(khat) else np.inf
 
 
 RHAT_THRESHOLD = 1.01
