@@ -169,6 +169,11 @@ class SL(MCMCKernel):
             batched = not is_prng_key(rng_key)
             self._discrete = setup_discrete(rng_key[0] if batched else rng_key, self._model, model_args,
                                             model_kwargs or {}, discrete)
+            if self.family not in (None, "mixture"):
+                raise ValueError(
+                    f"denoiser={self.family!r} fits continuous latents, but the latent sites {discrete} are discrete: "
+                    "give no denoiser (mean field is built) or a discrete one (Discrete, MeanField) with final='product'"
+                )
             if self.family is None and self.final != "product":
                 raise ValueError(
                     f"the latent sites {discrete} are discrete: SL's draw must land on their values. Give no "

@@ -135,3 +135,6 @@ def test_numpyro_models_sl_cannot_sample_yet_are_refused_with_the_way_out():
     with pytest.raises(ValueError, match="final='product'"):
         MCMC(SL(ising_model(*ising()[:2]), denoiser=Gaussian(jnp.zeros(N), jnp.eye(N))), num_warmup=10,
              num_samples=10, progress_bar=False).run(jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="denoiser='laplace' fits continuous latents"):
+        MCMC(SL(ising_model(*ising()[:2]), denoiser="laplace"), num_warmup=100, num_samples=10,
+             progress_bar=False).run(jax.random.PRNGKey(0))
