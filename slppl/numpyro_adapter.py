@@ -17,11 +17,9 @@ from . import adaptation
 from . import kernel as core
 from .denoisers.base import check_dim
 from .denoisers.mean_field import MeanField
-from .discrete_model import setup_discrete, with_fields
-from .integrators import SecondOrder
+from .discrete_model import discrete_defaults, setup_discrete, with_fields
 from .layout import discrete_latent_sites
-from .options import DEFAULT_NUM_STEPS, resolve
-from .time_grids import Karras
+from .options import resolve
 from .tempering import BETA, tempered_model
 
 __all__ = ["SL"]
@@ -232,17 +230,14 @@ class SL(MCMCKernel):
     def _discrete_kernel(self, num_warmup, potential_fn):
         """The core kernel on the discrete sites' values: the given denoiser, or mean field on the
         model's potential (built here, since the potential depends on the model's arguments)."""
-        num_steps, grid, integrator, num_proposals = self._discrete_args
         if self.family is None:
             denoiser, times, integrator, final = self.denoiser, self.times, self.integrator, self.final
+            num_proposals = self.num_proposals
         else:
             _, unravel = ravel_pytree(self._discrete.init_params)
             denoiser = MeanField(lambda x: potential_fn(unravel(x)), values=self._discrete.values)
-            # UniformOU's last step jumps from t = 3 to 1e4, from soft marginals to hard ones in one
-            # step (examples/ising.py: acceptance 0.003 against Karras's 0.50 at 50 steps).
-            times = (Karras() if grid is None else grid).times(DEFAULT_NUM_STEPS if num_steps is None else num_steps)
-            integrator, final = SecondOrder() if integrator is None else integrator, "product"
-        num_proposals = self.num_proposals if num_proposals is None and self.family is None else (num_proposals or 1)
+            times, integrator, num_proposals = discrete_defaults(*self._discrete_args)
+            final = "product"
         step = core.build_kernel(denoiser, times, integrator, self.correction, final, self.cov_floor, num_warmup,
                                  num_proposals)
         return denoiser, step, num_proposals
