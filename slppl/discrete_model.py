@@ -16,10 +16,11 @@ from numpyro import handlers
 from numpyro.infer.util import log_density
 
 from .integrators import SecondOrder
+from .kernel import SLState
 from .options import DEFAULT_NUM_STEPS
 from .time_grids import Karras
 
-__all__ = ["DiscreteModel", "setup_discrete", "discrete_defaults"]
+__all__ = ["DiscreteModel", "DiscreteSLState", "setup_discrete", "discrete_defaults", "with_fields", "core_state"]
 
 
 class DiscreteModel(NamedTuple):
@@ -105,26 +106,17 @@ def discrete_defaults(num_steps, grid, integrator, num_proposals):
     return times, SecondOrder() if integrator is None else integrator, 1 if num_proposals is None else int(num_proposals)
 
 
-class DiscreteSLState(NamedTuple):
-    """:class:`~slppl.SLState` with the fields ``SL(model)``'s runs report (NumPyro fixes a kernel's
-    fields before it sees the model): no gradients, one model evaluation per proposal, no local or
-    partial-path moves, the global move always on."""
+# NumPyro fixes a kernel's fields before it sees the model, so a discrete model's state carries
+# SL(model)'s: no gradients, one model evaluation per proposal, no local or partial-path moves,
+# the global move always on.
+_REPORTED = ("num_grad_evals", "num_potential_evals", "local_accept_prob", "partial_accept_prob", "use_global")
+DiscreteSLState = NamedTuple("DiscreteSLState", [(name, Any) for name in SLState._fields + _REPORTED])
+DiscreteSLState.__doc__ = ":class:`~slppl.SLState` followed by the fields ``SL(model)``'s runs report."
 
-    i: Any
-    z: Any
-    potential_energy: Any
-    log_weight: Any
-    accept_prob: Any
-    mean_accept_prob: Any
-    diverging: Any
-    rng_key: Any
-    denoiser_state: Any
-    proposal_log_weight: Any
-    num_grad_evals: Any
-    num_potential_evals: Any
-    local_accept_prob: Any
-    partial_accept_prob: Any
-    use_global: Any
+
+def core_state(state):
+    """The :class:`~slppl.SLState` inside a :class:`DiscreteSLState`."""
+    return SLState(*state[:len(SLState._fields)])
 
 
 def with_fields(state, num_proposals):

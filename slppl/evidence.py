@@ -127,7 +127,7 @@ def log_evidence(run, warn=True, threshold=EVIDENCE_KHAT_THRESHOLD):
     scaled = np.exp(pooled - estimate)  # mean 1
     se = float(np.std(scaled, ddof=1) / np.sqrt(n)) if n > 1 else np.inf
     chains = np.asarray([logsumexp(w) - np.log(w.size) for w in weights])
-    khat = pareto_khat(lw + log_det[:, None, None])
+    khat = pareto_khat(lw)  # per chain, shift-invariant: the log |det| changes nothing
     if warn and np.any(khat > threshold):
         warnings.warn(f"the proposal weights' Pareto k-hat is {np.max(khat):.2f} > {threshold}: their variance may be "
                       "infinite, so the log evidence is unreliable (typically too low) and its standard error "

@@ -17,7 +17,7 @@ from . import adaptation
 from . import kernel as core
 from .denoisers.base import check_dim
 from .denoisers.mean_field import MeanField
-from .discrete_model import discrete_defaults, setup_discrete, with_fields
+from .discrete_model import core_state, discrete_defaults, setup_discrete, with_fields
 from .layout import discrete_latent_sites
 from .options import resolve
 from .tempering import BETA, tempered_model
@@ -254,7 +254,7 @@ class SL(MCMCKernel):
             _, step, num_proposals = self._discrete_kernel(num_warmup, potential_fn)
             if self.family is None:
                 return step(state, potential_fn)
-            return with_fields(step(core.SLState(*state[:len(core.SLState._fields)]), potential_fn), num_proposals)
+            return with_fields(step(core_state(state), potential_fn), num_proposals)
 
         self._sample_fn = jax.vmap(sample, in_axes=(0, None, None)) if vectorized else sample
         if vectorized:

@@ -28,7 +28,7 @@ class Discrete(Denoiser):
 
     Raw SL draws (``final="sample"``) from it land on the support. As the proposal of the exact
     kernel on a discrete target (``final="product"``), its support must be a product of each
-    coordinate's values (every configuration of discrete latents, :func:`enumerate_model`), so
+    coordinate's values (every configuration of the discrete latents), so
     that every product draw is a point it weighs; its probabilities need not be the target's.
 
     Args:

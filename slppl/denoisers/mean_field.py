@@ -63,9 +63,13 @@ class MeanField(Denoiser):
         self.num_iters = int(num_iters)
         self.damping = float(damping)
 
+    def _pair(self, dtype):
+        """``(a, b)``: each coordinate's two values."""
+        return jnp.asarray(self.values[:, 0], dtype), jnp.asarray(self.values[:, 1], dtype)
+
     def _probs(self, y, t):
         """``P(x_i = b_i)`` under the mean-field product law."""
-        a, b = jnp.asarray(self.values[:, 0], y.dtype), jnp.asarray(self.values[:, 1], y.dtype)
+        a, b = self._pair(y.dtype)
         grad = jax.grad(self.potential_fn)
         bias = (b - a) * y - 0.5 * t * (b**2 - a**2)
 
@@ -77,11 +81,11 @@ class MeanField(Denoiser):
         return jax.lax.fori_loop(0, self.num_iters, update, jnp.full_like(y, 0.5))
 
     def estimate(self, rng_key, y, t, state):
-        a, b = jnp.asarray(self.values[:, 0], y.dtype), jnp.asarray(self.values[:, 1], y.dtype)
+        a, b = self._pair(y.dtype)
         return a + (b - a) * self._probs(y, t), state, ()
 
     def estimate_with_cov(self, rng_key, y, t, state):
-        a, b = jnp.asarray(self.values[:, 0], y.dtype), jnp.asarray(self.values[:, 1], y.dtype)
+        a, b = self._pair(y.dtype)
         p = self._probs(y, t)
         return a + (b - a) * p, jnp.diag((b - a) ** 2 * p * (1.0 - p)), state, ()
 
