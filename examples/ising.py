@@ -25,7 +25,8 @@ from numpyro.infer import MCMC
 jax.config.update("jax_enable_x64", True)
 
 from slppl import SL, log_evidence  # noqa: E402
-from slppl.time_grids import UniformOU  # noqa: E402
+from slppl.integrators import SecondOrder  # noqa: E402
+from slppl.time_grids import Geometric, UniformOU  # noqa: E402
 
 SIDE, BETA, FIELD = 4, 0.4, 0.1
 N = SIDE * SIDE
@@ -61,13 +62,16 @@ def main(argv=None):
     parser.add_argument("--num-warmup", type=int, default=100)
     parser.add_argument("--num-samples", type=int, default=4000)
     parser.add_argument("--num-steps", type=int, default=None, help="SL steps per path (default 50)")
-    parser.add_argument("--grid", choices=("karras", "ou"), default="karras",
-                        help="the time grid: Karras (SL's default on discrete models) or UniformOU")
+    parser.add_argument("--grid", choices=("karras", "ou", "geometric"), default="karras",
+                        help="the time grid: Karras (SL's default on discrete models), UniformOU or Geometric")
+    parser.add_argument("--integrator", choices=("two-point", "second-order"), default="two-point",
+                        help="the move: TwoPoint (SL's default on discrete models) or SecondOrder")
     args = parser.parse_args(argv)
     pairs = neighbours()
     magnetisation, correlation, log_evidence_exact = enumerate_truth(pairs)
-    grid = None if args.grid == "karras" else UniformOU()
-    mcmc = MCMC(SL(ising, num_steps=args.num_steps, grid=grid), num_warmup=args.num_warmup, num_samples=args.num_samples,
+    grid = {"karras": None, "ou": UniformOU(), "geometric": Geometric()}[args.grid]
+    integrator = None if args.integrator == "two-point" else SecondOrder()
+    mcmc = MCMC(SL(ising, num_steps=args.num_steps, grid=grid, integrator=integrator), num_warmup=args.num_warmup, num_samples=args.num_samples,
                 num_chains=4, chain_method="vectorized", progress_bar=False)
     start = time.perf_counter()
     mcmc.run(jax.random.PRNGKey(0), jnp.asarray(pairs))
@@ -75,7 +79,7 @@ def main(argv=None):
     wall = time.perf_counter() - start
     s = np.asarray(mcmc.get_samples(group_by_chain=True)["s"])
     pair_draws = s[..., pairs[:, 0]] * s[..., pairs[:, 1]]
-    print(f"4 x 4 Ising, beta {BETA}, h {FIELD}: SL(model) on the {args.grid} grid, 4 chains x ({args.num_warmup} + {args.num_samples}), "
+    print(f"4 x 4 Ising, beta {BETA}, h {FIELD}: SL(model), {args.integrator} on the {args.grid} grid, 4 chains x ({args.num_warmup} + {args.num_samples}), "
           f"{wall:.0f} s; acceptance {float(np.mean(mcmc.get_extra_fields()['accept_prob'])):.3f}")
     print("| statistic | max error / MCSE | min ESS | max R-hat |")
     print("|---|---|---|---|")

@@ -15,7 +15,7 @@ import numpy as np
 from numpyro import handlers
 from numpyro.infer.util import log_density
 
-from .integrators import SecondOrder
+from .integrators import TwoPoint
 from .kernel import SLState
 from .options import DEFAULT_NUM_STEPS
 from .time_grids import Karras
@@ -94,16 +94,18 @@ def setup_discrete(rng_key, model, model_args, model_kwargs, discrete):
     return DiscreteModel(potential_fn_gen, postprocess_fn_gen, init, values)
 
 
-def discrete_defaults(num_steps, grid, integrator, num_proposals):
+def discrete_defaults(num_steps, grid, integrator, num_proposals, values):
     """``(times, integrator, num_proposals)`` of ``SL(model)`` on a discrete model, from ``SL``'s
-    arguments as given (``None``: the default).
+    arguments as given (``None``: the default) and the coordinates' ``values``.
 
+    The move is :class:`~slppl.integrators.TwoPoint`, exact where the tilted law is a product.
     The grid is ``Karras`` (50 steps): UniformOU's last step jumps from t = 3 to 1e4, from soft
-    marginals to hard ones in one step (``examples/ising.py --grid ou``: acceptance 0.003 against
-    Karras's 0.50). One path per step, each costing ``num_steps`` mean-field solves.
+    marginals to hard ones in one step (``examples/ising.py --grid ou``). One path per step, each
+    costing ``num_steps`` mean-field solves.
     """
     times = (Karras() if grid is None else grid).times(DEFAULT_NUM_STEPS if num_steps is None else num_steps)
-    return times, SecondOrder() if integrator is None else integrator, 1 if num_proposals is None else int(num_proposals)
+    integrator = TwoPoint(values) if integrator is None else integrator
+    return times, integrator, 1 if num_proposals is None else int(num_proposals)
 
 
 # NumPyro fixes a kernel's fields before it sees the model, so a discrete model's state carries

@@ -236,7 +236,7 @@ class SL(MCMCKernel):
         else:
             _, unravel = ravel_pytree(self._discrete.init_params)
             denoiser = MeanField(lambda x: potential_fn(unravel(x)), values=self._discrete.values)
-            times, integrator, num_proposals = discrete_defaults(*self._discrete_args)
+            times, integrator, num_proposals = discrete_defaults(*self._discrete_args, self._discrete.values)
             final = "product"
         step = core.build_kernel(denoiser, times, integrator, self.correction, final, self.cov_floor, num_warmup,
                                  num_proposals)
