@@ -12,6 +12,7 @@ from .gaussian import Gaussian
 from .gaussian_mixture import GaussianMixture
 from .laplace import laplace
 from .mean_field import MeanField
+from .tap import TAP
 from .learned import Learned  # needs the extra slppl[learn] (equinox, optax) only when used
 
-__all__ = ["Denoiser", "FunctionDenoiser", "Gaussian", "GaussianMixture", "Discrete", "Empirical", "Learned", "Amortized", "laplace", "MeanField"]
+__all__ = ["Denoiser", "FunctionDenoiser", "Gaussian", "GaussianMixture", "Discrete", "Empirical", "Learned", "Amortized", "laplace", "MeanField", "TAP"]
