@@ -3,9 +3,11 @@
 SL runs on a finite set as on R^d (the observation channel ``y_t = t·x + B_t`` needs no change);
 the latent vector is the sites' values themselves (no transform), each coordinate taking the
 values of its site's support. Two-valued sites (``Bernoulli``, a two-category ``Categorical``)
-are supported: the mean-field denoiser (:class:`~slppl.denoisers.MeanField`) and the final
-product draw need each coordinate's two values. A model that mixes discrete and continuous
-latent sites is refused with a message saying what to do instead.
+are supported: the mean-field denoiser (:class:`~slppl.denoisers.MeanField`), the two-point move
+and the final product draw need each coordinate's two values. A model that mixes discrete and
+continuous latent sites runs as a block of NumPyro's ``Gibbs`` (SL on the discrete sites
+conditioned on the others, see :meth:`slppl.SL.refresh`); alone, it is refused with a message
+saying so.
 """
 
 from typing import Any, Callable, NamedTuple
@@ -53,8 +55,9 @@ def setup_discrete(rng_key, model, model_args, model_kwargs, discrete):
     if continuous:
         raise ValueError(
             f"SL samples models whose latent sites are all continuous or all discrete; this one has continuous "
-            f"{continuous} and discrete {list(discrete)}. Marginalise the discrete sites out (NumPyro's "
-            "enumeration, or a mixture distribution), or sample them with numpyro.infer.DiscreteHMCGibbs / HMCGibbs"
+            f"{continuous} and discrete {list(discrete)}. Compose SL on the discrete sites with NUTS on the rest: "
+            "numpyro.infer.Gibbs([(SL(model), discrete_latent_sites), (NUTS(model), None)]) (discrete_latent_sites "
+            "from numpyro.infer.gibbs), or marginalise the discrete sites out (enumeration, a mixture distribution)"
         )
     rows, init = {}, {}
     for name in discrete:

@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .trajectory import FINALS, sample_trajectory
+from .trajectory import FINALS, conditional_path, path_log_aux, sample_trajectory
 
-__all__ = ["SLState", "Move", "init", "build_kernel", "imh_proposal", "isir_select", "made_proposals", "CORRECTIONS"]
+__all__ = ["SLState", "Move", "init", "build_kernel", "reweigh", "imh_proposal", "isir_select", "made_proposals", "CORRECTIONS"]
 
 # Proposals evaluated together (vmapped) in a loop over chunks: with several host devices XLA's CPU
 # batched triangular solve (a MultivariateNormal's log density) was several times slower over 32
@@ -179,6 +179,38 @@ class Move(NamedTuple):
     proposal_log_weight: Any
     denoiser_state: Any
     proposals: Any
+
+
+def reweigh(state, potential_fn, denoiser, times, integrator, final="gaussian", cov_floor=0.0):
+    """The state under a new target ``potential_fn`` at the same point: a Gibbs composite has moved
+    the sites this target is conditioned on, and the denoiser built on it moves with them.
+
+    The current point's path is redrawn from its exact conditional given ``z`` (the channel
+    ``y_t = t·z + B_t``, the same under any target) and weighed by the proposal it would have come
+    from now (:func:`~slppl.trajectory.path_log_aux`). Redrawing the path is a Gibbs step on the
+    extended space ``μ(z)·p(path | z)``, so the next independent MH step stays exact for the new
+    target.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from slppl.denoisers import Gaussian
+        >>> from slppl.integrators import SecondOrder
+        >>> from slppl.time_grids import Geometric
+        >>> den = Gaussian(jnp.zeros(2), jnp.eye(2))
+        >>> state = init(jnp.zeros(2), lambda z: 0.5 * z @ z, jax.random.PRNGKey(0), den)
+        >>> state = reweigh(state, lambda z: z @ z, den, Geometric().times(10), SecondOrder())
+        >>> float(state.potential_energy), bool(jnp.isfinite(state.log_weight))
+        (0.0, True)
+    """
+    flat, unravel = ravel_pytree(state.z)
+    key, key_path, key_aux = jax.random.split(state.rng_key, 3)
+    times = jnp.asarray(times, flat.dtype)
+    path = conditional_path(key_path, flat, times)
+    log_aux, denoiser_state = path_log_aux(key_aux, denoiser, times, integrator, path, flat, state.denoiser_state,
+                                           cov_floor, final=final)
+    pe = jnp.asarray(potential_fn(state.z), flat.dtype)
+    log_weight = jnp.where(jnp.isfinite(log_aux - pe), log_aux - pe, -jnp.inf)
+    return state._replace(potential_energy=pe, log_weight=log_weight, rng_key=key, denoiser_state=denoiser_state)
 
 
 def imh_proposal(

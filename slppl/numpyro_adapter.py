@@ -4,6 +4,8 @@ No mathematics here: the model becomes a potential on the flat unconstrained vec
 (``initialize_model``), the core (:mod:`slppl.kernel`) does the rest.
 """
 
+import copy
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +19,7 @@ from . import adaptation
 from . import kernel as core
 from .denoisers.base import check_dim
 from .denoisers.mean_field import MeanField
-from .discrete_model import core_state, discrete_defaults, setup_discrete, with_fields
+from .discrete_model import DiscreteSLState, core_state, discrete_defaults, setup_discrete, with_fields
 from .layout import discrete_latent_sites
 from .options import resolve
 from .tempering import BETA, tempered_model
@@ -179,8 +181,8 @@ class SL(MCMCKernel):
                 )
             self._potential_fn_gen = self._discrete.potential_fn_gen
             self._postprocess_fn = self._discrete.postprocess_fn_gen
-            if init_params is not None:
-                return init_params
+            if init_params is not None:  # NumPyro's Gibbs passes the sites' values as they are (integers)
+                return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.result_type(float)), init_params)
             z = self._discrete.init_params
             return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (rng_key.shape[0],) + a.shape), z) if batched else z
         # The tempered wrapper is the model itself unless called with β (the walkers' exploration).
@@ -227,20 +229,56 @@ class SL(MCMCKernel):
             return jax.vmap(init_one)(init_params, rng_key)
         return init_one(init_params, rng_key)
 
+    def _proposal(self, potential_fn):
+        """``(denoiser, times, integrator, final, num_proposals)`` of the fixed kernel: as given, or
+        on a discrete model without a denoiser, mean field on the model's potential (built here,
+        since the potential depends on the model's arguments)."""
+        if self._discrete is None or self.family is None:
+            return self.denoiser, self.times, self.integrator, self.final, self.num_proposals
+        _, unravel = ravel_pytree(self._discrete.init_params)
+        denoiser = MeanField(lambda x: potential_fn(unravel(x)), values=self._discrete.values)
+        times, integrator, num_proposals = discrete_defaults(*self._discrete_args, self._discrete.values)
+        return denoiser, times, integrator, "product", num_proposals
+
     def _discrete_kernel(self, num_warmup, potential_fn):
-        """The core kernel on the discrete sites' values: the given denoiser, or mean field on the
-        model's potential (built here, since the potential depends on the model's arguments)."""
-        if self.family is None:
-            denoiser, times, integrator, final = self.denoiser, self.times, self.integrator, self.final
-            num_proposals = self.num_proposals
-        else:
-            _, unravel = ravel_pytree(self._discrete.init_params)
-            denoiser = MeanField(lambda x: potential_fn(unravel(x)), values=self._discrete.values)
-            times, integrator, num_proposals = discrete_defaults(*self._discrete_args, self._discrete.values)
-            final = "product"
+        """The core kernel on the discrete sites' values."""
+        denoiser, times, integrator, final, num_proposals = self._proposal(potential_fn)
         step = core.build_kernel(denoiser, times, integrator, self.correction, final, self.cov_floor, num_warmup,
                                  num_proposals)
         return denoiser, step, num_proposals
+
+    def refresh(self, state, model_args, model_kwargs):
+        """The state at the same point under the target ``(model_args, model_kwargs)`` now give: a
+        block of NumPyro's ``Gibbs`` whose sibling blocks have moved (:func:`slppl.kernel.reweigh`).
+
+        For example SL on a model's discrete sites and NUTS on its continuous ones::
+
+            Gibbs([(SL(model), discrete_latent_sites), (NUTS(model), None)])
+        """
+        if self.family is not None and self._discrete is None:
+            raise NotImplementedError(
+                "SL(model) building its own denoiser fits it to one target during warmup, so it cannot follow a "
+                "target that a Gibbs composite keeps changing; as a Gibbs block give SL a denoiser, or use it on "
+                "the model's discrete sites (SL(model) builds mean field on the current conditional)"
+            )
+        if self.correction is None:
+            return state  # raw draws carry no weight
+        potential_fn = self._get_potential_fn(model_args, model_kwargs)
+        denoiser, times, integrator, final, _ = self._proposal(potential_fn)
+        core_part = core_state(state) if isinstance(state, DiscreteSLState) else state
+        new = core.reweigh(core_part, potential_fn, denoiser, times, integrator, final, self.cov_floor)
+        return type(state)(*new, *state[len(new):])
+
+    def wrap_model(self, wrapper):
+        """A copy of this kernel on ``wrapper(model)`` (how NumPyro's ``Gibbs`` conditions a block)."""
+        if self._model is None:
+            return self
+        kernel = copy.copy(self)
+        kernel._model = wrapper(self._model)
+        kernel._discrete = None
+        kernel._potential_fn_gen = kernel._postprocess_fn = kernel._sample_fn = None
+        kernel._adaptive_cache = {}
+        return kernel
 
     def _init_discrete(self, rng_key, init_params, num_warmup, vectorized, model_args, model_kwargs):
         def init_one(z, key, model_args, model_kwargs):

@@ -192,15 +192,16 @@ def conditional_path(rng_key, x, times):
 
 
 def path_log_aux(
-    rng_key, denoiser, times, integrator, path, x, denoiser_state=(), cov_floor=0.0, observation=IsotropicGaussian()
+    rng_key, denoiser, times, integrator, path, x, denoiser_state=(), cov_floor=0.0, observation=IsotropicGaussian(),
+    final="gaussian",
 ):
     """``log_aux`` of a given ``(path, x)``: what :func:`sample_trajectory` returns for its own draw.
 
     The proposal density of a path it did not propose, evaluated move by move with the
     integrator's :meth:`~slppl.integrators.Integrator.log_prob`; the weight of ``(path, x)`` on
-    the extended space is ``log_aux − U(x)``. Needs a stochastic integrator and the final
-    Gaussian draw. Returns ``(log_aux, denoiser_state)``; ``log_aux`` is ``−inf`` where anything
-    is not finite.
+    the extended space is ``log_aux − U(x)``. Needs a stochastic integrator and a final draw
+    with a density or mass (``final="gaussian"`` or ``"product"``). Returns ``(log_aux,
+    denoiser_state)``; ``log_aux`` is ``−inf`` where anything is not finite.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -237,7 +238,10 @@ def path_log_aux(
 
     (state, total), _ = jax.lax.scan(body, carry, (ys[1:-1], ys[2:], times[1:-1], times[2:], keys[1:-1]))
     y, t_end = ys[-1], times[-1]
-    m, cov, state, _ = denoiser.estimate_with_cov(keys[-1], y, t_end, state)
-    log_r = move_log_prob(x, m, cov + cov_floor * jnp.eye(x.shape[-1], dtype=cov.dtype))
+    if final == "product":
+        log_r, state = denoiser.product_log_prob(keys[-1], y, t_end, state, x)
+    else:
+        m, cov, state, _ = denoiser.estimate_with_cov(keys[-1], y, t_end, state)
+        log_r = move_log_prob(x, m, cov + cov_floor * jnp.eye(x.shape[-1], dtype=cov.dtype))
     log_aux = total + observation.tilt(y, x, t_end) - log_r
     return jnp.where(jnp.isfinite(log_aux), log_aux, -jnp.inf), state

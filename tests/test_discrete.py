@@ -15,8 +15,8 @@ from numpyro.infer import MCMC, Predictive
 
 from slppl import SL, log_evidence
 from slppl import kernel as core
-from slppl.denoisers import Discrete, Gaussian, MeanField
-from slppl.integrators import SecondOrder
+from slppl.denoisers import TAP, Discrete, Gaussian, MeanField
+from slppl.integrators import SecondOrder, TwoPoint
 from slppl.time_grids import Karras
 
 N = 6
@@ -34,8 +34,8 @@ def ising(seed=0, n=N, coupling=0.4):
     return J, h, configs, p
 
 
-def run_chains(den, U, n, steps=6000, chains=4):
-    step = core.build_kernel(den, Karras().times(10), SecondOrder(), final="product")
+def run_chains(den, U, n, steps=6000, chains=4, integrator=None):
+    step = core.build_kernel(den, Karras().times(10), integrator or SecondOrder(), final="product")
 
     def chain(key):
         def body(s, _):
@@ -49,7 +49,8 @@ def run_chains(den, U, n, steps=6000, chains=4):
 
 
 # Mean field through NumPyro is tested below; the core's mean-field case is slow (make test's budget).
-@pytest.mark.parametrize("proposal", [pytest.param("mean field", marks=pytest.mark.slow), "enumeration, wrong couplings"])
+@pytest.mark.parametrize("proposal", [pytest.param("mean field", marks=pytest.mark.slow), "enumeration, wrong couplings",
+                                      "TAP, two-point move"])
 def test_exact_kernel_on_spins_gets_every_single_site_and_pair_marginal(proposal):
     J, h, configs, p = ising()
     Jj, hj = jnp.asarray(J), jnp.asarray(h)
@@ -57,12 +58,16 @@ def test_exact_kernel_on_spins_gets_every_single_site_and_pair_marginal(proposal
     def U(x):
         return -(0.5 * x @ (Jj @ x) + hj @ x)
 
+    integrator = None
     if proposal == "mean field":
         den = MeanField(U, values=(-1.0, 1.0), dim=N)
+    elif proposal.startswith("TAP"):
+        den = TAP(U, values=(-1.0, 1.0), dim=N, num_iters=20)
+        integrator = TwoPoint(np.tile([-1.0, 1.0], (N, 1)))
     else:  # the right support, the couplings at a third: an approximate proposal the kernel corrects
         wrong = 0.5 * np.einsum("ki,ij,kj->k", configs, J / 3, configs) + configs @ h
         den = Discrete(jnp.asarray(configs), jnp.asarray(wrong))
-    acc, z = run_chains(den, U, N)
+    acc, z = run_chains(den, U, N, steps=3000 if integrator else 6000, integrator=integrator)
     assert np.all(np.abs(z) == 1.0)  # every draw a configuration
     assert 0.05 < acc.mean() < 0.99
     pairs = np.stack([z[..., i] * z[..., j] for i, j in itertools.combinations(range(N), 2)], -1)
@@ -72,6 +77,22 @@ def test_exact_kernel_on_spins_gets_every_single_site_and_pair_marginal(proposal
         se = draws.reshape(-1, draws.shape[-1]).std(0) / np.sqrt(ess)
         assert_within_mcse(draws.reshape(-1, draws.shape[-1]).mean(0), truth, se, what=what)
         assert np.max(split_gelman_rubin(draws)) < 1.01
+
+
+def test_two_point_move_is_exact_where_the_tilted_law_is_a_product():
+    # Independent spins: mean field is the exact denoiser, so only the move can make the weights vary.
+    h = jnp.linspace(-1.0, 1.0, 8)
+
+    def U(x):
+        return -h @ x
+
+    den = MeanField(U, values=(-1.0, 1.0), dim=8)
+    spreads = {}
+    for name, integrator in (("two-point", TwoPoint(np.tile([-1.0, 1.0], (8, 1)))), ("second order", SecondOrder())):
+        step = core.build_kernel(den, Karras().times(10), integrator, final="product", num_proposals=4)
+        state = step(core.init(jnp.ones(8), U, jax.random.PRNGKey(0), den, num_proposals=4), U)
+        spreads[name] = float(jnp.std(state.proposal_log_weight))
+    assert spreads["two-point"] < 1e-8 < 0.1 < spreads["second order"]
 
 
 def test_bad_discrete_input_is_rejected_before_sampling():
@@ -128,7 +149,7 @@ def test_numpyro_models_sl_cannot_sample_yet_are_refused_with_the_way_out():
     def three_categories():
         numpyro.sample("c", dist.Categorical(probs=jnp.ones(3) / 3))
 
-    with pytest.raises(ValueError, match="DiscreteHMCGibbs"):
+    with pytest.raises(ValueError, match=r"Gibbs\(\[\(SL\(model\), discrete_latent_sites\)"):
         MCMC(SL(mixed), num_warmup=10, num_samples=10, progress_bar=False).run(jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="'c' .* not two-valued"):
         MCMC(SL(three_categories), num_warmup=10, num_samples=10, progress_bar=False).run(jax.random.PRNGKey(0))
@@ -138,3 +159,32 @@ def test_numpyro_models_sl_cannot_sample_yet_are_refused_with_the_way_out():
     with pytest.raises(ValueError, match="denoiser='laplace' fits continuous latents"):
         MCMC(SL(ising_model(*ising()[:2]), denoiser="laplace"), num_warmup=100, num_samples=10,
              progress_bar=False).run(jax.random.PRNGKey(0))
+
+
+def test_mixed_model_runs_as_a_gibbs_block_beside_nuts():
+    # SL on the indicators given θ, NUTS on θ given the indicators; the truth by enumeration and quadrature.
+    from numpyro.infer import NUTS, Gibbs
+    from numpyro.infer.gibbs import discrete_latent_sites
+
+    w, y, d = jnp.array([1.0, -0.5, 0.8]), 1.3, 3
+
+    def model():
+        theta = numpyro.sample("theta", dist.Normal(0.0, 1.0))
+        s = numpyro.sample("s", dist.Bernoulli(logits=theta * jnp.ones(d)).to_event(1))
+        numpyro.sample("y", dist.Normal(theta + s @ w, 0.5), obs=y)
+
+    configs = np.array(list(itertools.product([0.0, 1.0], repeat=d)))
+    theta = np.linspace(-8.0, 8.0, 4001)
+    log_p = (-0.5 * theta**2 + configs.sum(1)[:, None] * theta - d * np.logaddexp(0.0, theta)
+             - 0.5 * ((y - theta - (configs @ np.asarray(w))[:, None]) / 0.5) ** 2)
+    p = np.exp(log_p - log_p.max())
+    p /= p.sum()
+    mcmc = MCMC(Gibbs([(SL(model), discrete_latent_sites), (NUTS(model), None)]), num_warmup=200,
+                num_samples=1500, progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(1), extra_fields=("block_states.0.accept_prob",))
+    draws = mcmc.get_samples()
+    assert 0.2 < float(np.mean(mcmc.get_extra_fields()["block_states.0.accept_prob"])) < 1.0
+    for name, est, truth in (("s", np.asarray(draws["s"], float), p.sum(1) @ configs),
+                             ("theta", np.asarray(draws["theta"])[:, None], [p.sum(0) @ theta])):
+        ess = effective_sample_size(est[None])
+        assert_within_mcse(est.mean(0), truth, est.std(0) / np.sqrt(ess), what=name)

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._random import categorical
 from .base import Denoiser, as_array
-from .finite import coordinate_values, product_draw
+from .finite import coordinate_values, product_draw, product_log_prob
 from .mixture import mixture_moments
 
 
@@ -70,14 +70,20 @@ class Discrete(Denoiser):
                 "configuration, with -inf log_probs where the target has no mass)"
             )
 
-    def sample_product(self, rng_key, y, t, state):
-        """``(x, log r(x), state)``: each coordinate from its marginal under ``μ_{t,y}``."""
+    def _log_marginals(self, y, t):
         w = jax.nn.softmax(_logits(y, t, self.log_probs, self.support))
         d, k = self.values.shape
         marginals = jnp.zeros((d, k), w.dtype).at[jnp.arange(d)[None, :], self._index].add(w[:, None])
-        log_marginals = jnp.where(self._padding, -jnp.inf, jnp.log(marginals))
-        x, log_r = product_draw(rng_key, log_marginals, self.values)
+        return jnp.where(self._padding, -jnp.inf, jnp.log(marginals))
+
+    def sample_product(self, rng_key, y, t, state):
+        """``(x, log r(x), state)``: each coordinate from its marginal under ``μ_{t,y}``."""
+        x, log_r = product_draw(rng_key, self._log_marginals(y, t), self.values)
         return x, log_r, state
+
+    def product_log_prob(self, rng_key, y, t, state, x):
+        """``(log r(x), state)``: the law :meth:`sample_product` draws from, at ``x``."""
+        return product_log_prob(self._log_marginals(y, t), self.values, x), state
 
     def estimate(self, rng_key, y, t, state):
         return point_mass_posterior(y, t, self.log_probs, self.support, False)[0], state, ()

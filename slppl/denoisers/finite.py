@@ -14,7 +14,7 @@ import numpy as np
 
 from .._random import categorical
 
-__all__ = ["coordinate_values", "product_draw"]
+__all__ = ["coordinate_values", "product_draw", "product_log_prob"]
 
 
 def coordinate_values(support):
@@ -52,3 +52,17 @@ def product_draw(rng_key, log_marginals, values):
     pick = jax.vmap(lambda k, lm: categorical(k, lm, ()))(keys, log_marginals)
     rows = jnp.arange(log_marginals.shape[0])
     return values[rows, pick], jnp.sum(log_marginals[rows, pick])
+
+
+def product_log_prob(log_marginals, values, x):
+    """``log r(x)``: the product law of :func:`product_draw` at a point ``x`` of its support.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> log_r = product_log_prob(jnp.log(jnp.array([[0.5, 0.5], [0.9, 0.1]])), jnp.array([[-1.0, 1.0], [0.0, 1.0]]),
+        ...                          jnp.array([1.0, 0.0]))
+        >>> round(float(log_r), 4)   # log(0.5 · 0.9)
+        -0.7985
+    """
+    log_marginals = log_marginals - jax.scipy.special.logsumexp(log_marginals, -1, keepdims=True)
+    return jnp.sum(jnp.where(values == x[:, None], log_marginals, 0.0))

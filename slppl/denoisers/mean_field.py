@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .base import Denoiser
-from .finite import product_draw
+from .finite import product_draw, product_log_prob
 
 __all__ = ["MeanField"]
 
@@ -92,9 +92,15 @@ class MeanField(Denoiser):
     def check_product(self):
         """Every combination of the coordinates' values is in the support: nothing to check."""
 
+    def _log_marginals(self, y, t):
+        p = self._probs(y, t)
+        return jnp.stack([jnp.log1p(-p), jnp.log(p)], -1)
+
     def sample_product(self, rng_key, y, t, state):
         """``(x, log r(x), state)``: each coordinate from its mean-field marginal."""
-        p = self._probs(y, t)
-        log_marginals = jnp.stack([jnp.log1p(-p), jnp.log(p)], -1)
-        x, log_r = product_draw(rng_key, log_marginals, jnp.asarray(self.values, y.dtype))
+        x, log_r = product_draw(rng_key, self._log_marginals(y, t), jnp.asarray(self.values, y.dtype))
         return x, log_r, state
+
+    def product_log_prob(self, rng_key, y, t, state, x):
+        """``(log r(x), state)``: the law :meth:`sample_product` draws from, at ``x``."""
+        return product_log_prob(self._log_marginals(y, t), jnp.asarray(self.values, y.dtype), x), state
