@@ -41,7 +41,7 @@ N, NUM_STEPS, CHAIN = 200, 50, 200
 class DampedTAP(TAP):
     """TAP's equations iterated with damping 1/2 and the Onsager term at the current iterate."""
 
-    def _probs(self, y, t):
+    def _probs(self, rng_key, y, t, state):
         a, b = self._pair(y.dtype)
         grad = jax.grad(self.potential_fn)
         squared = jnp.asarray(self.couplings_sq, y.dtype)
@@ -52,7 +52,7 @@ class DampedTAP(TAP):
             onsager = 0.5 * (a + b - 2.0 * m) * (squared @ ((b - a) ** 2 * p * (1.0 - p)))
             return 0.5 * p + 0.5 * jax.nn.sigmoid(bias + (b - a) * (onsager - grad(m)))
 
-        return jax.lax.fori_loop(0, self.num_iters, update, jnp.full_like(y, 0.5))
+        return jax.lax.fori_loop(0, self.num_iters, update, jnp.full_like(y, 0.5)), state
 
 
 def targets():

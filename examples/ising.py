@@ -64,6 +64,8 @@ def main(argv=None):
     parser.add_argument("--num-steps", type=int, default=None, help="SL steps per path (default 50)")
     parser.add_argument("--grid", choices=("karras", "ou", "geometric"), default="karras",
                         help="the time grid: Karras (SL's default on discrete models), UniformOU or Geometric")
+    parser.add_argument("--denoiser", choices=("gibbs", "mean_field", "tap"), default=None,
+                        help="the denoiser SL(model) builds (default: SL's default on discrete models)")
     parser.add_argument("--integrator", choices=("two-point", "second-order"), default="two-point",
                         help="the move: TwoPoint (SL's default on discrete models) or SecondOrder")
     args = parser.parse_args(argv)
@@ -71,7 +73,7 @@ def main(argv=None):
     magnetisation, correlation, log_evidence_exact = enumerate_truth(pairs)
     grid = {"karras": None, "ou": UniformOU(), "geometric": Geometric()}[args.grid]
     integrator = None if args.integrator == "two-point" else SecondOrder()
-    mcmc = MCMC(SL(ising, num_steps=args.num_steps, grid=grid, integrator=integrator), num_warmup=args.num_warmup, num_samples=args.num_samples,
+    mcmc = MCMC(SL(ising, denoiser=args.denoiser, num_steps=args.num_steps, grid=grid, integrator=integrator), num_warmup=args.num_warmup, num_samples=args.num_samples,
                 num_chains=4, chain_method="vectorized", progress_bar=False)
     start = time.perf_counter()
     mcmc.run(jax.random.PRNGKey(0), jnp.asarray(pairs))
@@ -79,7 +81,7 @@ def main(argv=None):
     wall = time.perf_counter() - start
     s = np.asarray(mcmc.get_samples(group_by_chain=True)["s"])
     pair_draws = s[..., pairs[:, 0]] * s[..., pairs[:, 1]]
-    print(f"4 x 4 Ising, beta {BETA}, h {FIELD}: SL(model), {args.integrator} on the {args.grid} grid, 4 chains x ({args.num_warmup} + {args.num_samples}), "
+    print(f"4 x 4 Ising, beta {BETA}, h {FIELD}: SL(model), denoiser {args.denoiser or 'default'}, {args.integrator} on the {args.grid} grid, 4 chains x ({args.num_warmup} + {args.num_samples}), "
           f"{wall:.0f} s; acceptance {float(np.mean(mcmc.get_extra_fields()['accept_prob'])):.3f}")
     print("| statistic | max error / MCSE | min ESS | max R-hat |")
     print("|---|---|---|---|")

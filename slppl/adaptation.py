@@ -54,9 +54,8 @@ from .adaptive_warnings import in_loop_warnings, warn_if_failed, warn_if_useless
 from .denoisers.fit import (DEFAULT_COMPONENTS, fit_diagonal, fit_gaussian, fit_laplace, fit_mixture, max_components,
                             num_parameters, reweight)
 from .denoisers.mixture import MixtureDenoiser, MixtureParams
-from .kernel import PROPOSAL_CHUNK, _chunk_size, imh_proposal
+from .kernel import PROPOSAL_CHUNK, _chunk_size, imh_proposal, refreshed_log_weight
 from .partial_path import partial_path_move
-from .trajectory import conditional_path, path_log_aux
 from .walkers import LocalStats, at_temperature, get_walker, initial_log_beta, make_local_kernel, set_walker
 
 __all__ = ["AdaptiveState", "FAMILIES", "Schedule", "schedule", "init", "build_kernel", "make_local_kernel", "MIN_WARMUP"]
@@ -729,9 +728,4 @@ def _whitened(state):
 def _refreshed_weight(rng_key, state, integrator, times):
     """Weight of the current point with a path drawn from its exact conditional (whitened coordinates)."""
     u, _ = _whitened(state)
-    k_path, k_aux = jax.random.split(rng_key)
-    times = jnp.asarray(times, u.dtype)
-    path = conditional_path(k_path, u, times)
-    log_aux, _ = path_log_aux(k_aux, proposal_denoiser(state), times, integrator, path, u)
-    log_weight = log_aux - state.potential_energy
-    return jnp.where(jnp.isfinite(log_weight), log_weight, -jnp.inf)
+    return refreshed_log_weight(rng_key, u, state.potential_energy, proposal_denoiser(state), times, integrator)[0]

@@ -12,17 +12,22 @@ saying so.
 
 from typing import Any, Callable, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers
 from numpyro.infer.util import log_density
 
+from .denoisers.inner_gibbs import InnerGibbs
+from .denoisers.mean_field import MeanField
+from .denoisers.tap import TAP
 from .integrators import TwoPoint
 from .kernel import SLState
-from .options import DEFAULT_NUM_STEPS
 from .time_grids import Karras
 
-__all__ = ["DiscreteModel", "DiscreteSLState", "setup_discrete", "discrete_defaults", "with_fields", "core_state"]
+__all__ = ["DiscreteModel", "DiscreteSLState", "DISCRETE_DENOISERS", "setup_discrete", "discrete_defaults", "build_denoiser",
+           "default_denoiser",
+           "with_fields", "core_state"]
 
 
 class DiscreteModel(NamedTuple):
@@ -97,6 +102,38 @@ def setup_discrete(rng_key, model, model_args, model_kwargs, discrete):
     return DiscreteModel(potential_fn_gen, postprocess_fn_gen, init, values)
 
 
+# The denoisers SL(model) builds on a discrete model's potential, by name (``SL(model, denoiser=...)``).
+DISCRETE_DENOISERS = {"gibbs": InnerGibbs, "mean_field": MeanField, "tap": TAP}
+NUM_STEPS = 50
+
+
+def build_denoiser(name, potential_fn, values):
+    """The denoiser ``name`` (a key of :data:`DISCRETE_DENOISERS`) on ``U``."""
+    return DISCRETE_DENOISERS[name](potential_fn, values)
+
+
+def default_denoiser(rng_key, potential_fn, values, num_points=2):
+    """``"mean_field"`` where ``U`` is linear in each coordinate, else ``"gibbs"``.
+
+    Mean field's local fields (``U``'s gradient at the relaxed means) are the exact changes of
+    ``U`` when it is linear in each coordinate: pairwise models, indicators in a linear predictor.
+    There it is cheap and good (4 × 4 Ising: acceptance 0.64 against the inner Gibbs chain's 0.21).
+    Elsewhere its fields are wrong (collapsed spike-and-slab: acceptance 0.03 against 0.82) and the
+    inner Gibbs chain, which evaluates ``U`` only at configurations, is the default. Linearity is
+    checked where it matters, by the Hessian's diagonal at ``num_points`` random interior points.
+    """
+    a, b = jnp.asarray(values[:, 0]), jnp.asarray(values[:, 1])
+    grad = jax.grad(potential_fn)
+    basis = jnp.eye(a.shape[0], dtype=a.dtype)
+    for key in jax.random.split(rng_key, num_points):
+        m = a + (b - a) * jax.random.uniform(key, a.shape, a.dtype, 0.2, 0.8)
+        curvature = jax.vmap(lambda e: jax.jvp(grad, (m,), (e,))[1] @ e)(basis)
+        scale = 1.0 + jnp.max(jnp.abs(grad(m) * (b - a)))
+        if not bool(jnp.max(jnp.abs(curvature * (b - a) ** 2)) <= 1e-6 * scale):
+            return "gibbs"
+    return "mean_field"
+
+
 def discrete_defaults(num_steps, grid, integrator, num_proposals, values):
     """``(times, integrator, num_proposals)`` of ``SL(model)`` on a discrete model, from ``SL``'s
     arguments as given (``None``: the default) and the coordinates' ``values``.
@@ -106,7 +143,7 @@ def discrete_defaults(num_steps, grid, integrator, num_proposals, values):
     marginals to hard ones in one step (``examples/ising.py --grid ou``). One path per step, each
     costing ``num_steps`` mean-field solves.
     """
-    times = (Karras() if grid is None else grid).times(DEFAULT_NUM_STEPS if num_steps is None else num_steps)
+    times = (Karras() if grid is None else grid).times(NUM_STEPS if num_steps is None else num_steps)
     integrator = TwoPoint(values) if integrator is None else integrator
     return times, integrator, 1 if num_proposals is None else int(num_proposals)
 

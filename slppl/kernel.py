@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 
 from .trajectory import FINALS, conditional_path, path_log_aux, sample_trajectory
 
-__all__ = ["SLState", "Move", "init", "build_kernel", "reweigh", "imh_proposal", "isir_select", "made_proposals", "CORRECTIONS"]
+__all__ = ["SLState", "Move", "init", "build_kernel", "reweigh", "refreshed_log_weight", "imh_proposal", "isir_select", "made_proposals", "CORRECTIONS"]
 
 # Proposals evaluated together (vmapped) in a loop over chunks: with several host devices XLA's CPU
 # batched triangular solve (a MultivariateNormal's log density) was several times slower over 32
@@ -181,15 +181,31 @@ class Move(NamedTuple):
     proposals: Any
 
 
+def refreshed_log_weight(rng_key, x, potential_energy, denoiser, times, integrator, denoiser_state=(), final="gaussian",
+                         cov_floor=0.0):
+    """``(log weight, denoiser_state)`` of the flat point ``x`` with a path drawn from its exact
+    conditional given ``x`` (the channel ``y_t = t·x + B_t``, the same under any target), weighed
+    by the proposal it would have come from (:func:`~slppl.trajectory.path_log_aux`); ``−inf``
+    where anything is not finite.
+
+    Redrawing the path is a Gibbs step on the extended space ``μ(x)·p(path | x)``, so independent
+    MH from the refreshed weight stays exact: after a local move of ``x``, or under a new proposal.
+    """
+    key_path, key_aux = jax.random.split(rng_key)
+    times = jnp.asarray(times, x.dtype)
+    path = conditional_path(key_path, x, times)
+    log_aux, denoiser_state = path_log_aux(key_aux, denoiser, times, integrator, path, x, denoiser_state, cov_floor,
+                                           final=final)
+    log_weight = log_aux - potential_energy
+    return jnp.where(jnp.isfinite(log_weight), log_weight, -jnp.inf), denoiser_state
+
+
 def reweigh(state, potential_fn, denoiser, times, integrator, final="gaussian", cov_floor=0.0):
     """The state under a new target ``potential_fn`` at the same point: a Gibbs composite has moved
     the sites this target is conditioned on, and the denoiser built on it moves with them.
 
-    The current point's path is redrawn from its exact conditional given ``z`` (the channel
-    ``y_t = t·z + B_t``, the same under any target) and weighed by the proposal it would have come
-    from now (:func:`~slppl.trajectory.path_log_aux`). Redrawing the path is a Gibbs step on the
-    extended space ``μ(z)·p(path | z)``, so the next independent MH step stays exact for the new
-    target.
+    The current point's weight is refreshed (:func:`refreshed_log_weight`) under the new target
+    and the proposal built on it, so the next independent MH step is exact for the new target.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -202,14 +218,11 @@ def reweigh(state, potential_fn, denoiser, times, integrator, final="gaussian", 
         >>> float(state.potential_energy), bool(jnp.isfinite(state.log_weight))
         (0.0, True)
     """
-    flat, unravel = ravel_pytree(state.z)
-    key, key_path, key_aux = jax.random.split(state.rng_key, 3)
-    times = jnp.asarray(times, flat.dtype)
-    path = conditional_path(key_path, flat, times)
-    log_aux, denoiser_state = path_log_aux(key_aux, denoiser, times, integrator, path, flat, state.denoiser_state,
-                                           cov_floor, final=final)
+    flat, _ = ravel_pytree(state.z)
+    key, key_weight = jax.random.split(state.rng_key)
     pe = jnp.asarray(potential_fn(state.z), flat.dtype)
-    log_weight = jnp.where(jnp.isfinite(log_aux - pe), log_aux - pe, -jnp.inf)
+    log_weight, denoiser_state = refreshed_log_weight(key_weight, flat, pe, denoiser, times, integrator,
+                                                      state.denoiser_state, final, cov_floor)
     return state._replace(potential_energy=pe, log_weight=log_weight, rng_key=key, denoiser_state=denoiser_state)
 
 

@@ -18,8 +18,10 @@ from numpyro.util import identity, is_prng_key
 from . import adaptation
 from . import kernel as core
 from .denoisers.base import check_dim
-from .denoisers.mean_field import MeanField
-from .discrete_model import DiscreteSLState, core_state, discrete_defaults, setup_discrete, with_fields
+from .discrete_model import (
+    DISCRETE_DENOISERS, DiscreteSLState, build_denoiser, core_state, default_denoiser, discrete_defaults, setup_discrete,
+    with_fields,
+)
 from .layout import discrete_latent_sites
 from .options import resolve
 from .tempering import BETA, tempered_model
@@ -39,9 +41,10 @@ class SL(MCMCKernel):
 
     Args:
         model: a NumPyro model whose latent sites are all continuous, or all two-valued discrete
-            (Bernoulli: then the sites' values are the latent vector, the default denoiser is mean
-            field on the model, ``final="product"`` and the grid ``Karras``; see
-            :mod:`slppl.discrete_model`). Exactly one of ``model`` and ``potential_fn``.
+            (Bernoulli: then the sites' values are the latent vector, the move ``TwoPoint``,
+            ``final="product"`` and the grid ``Karras``; see :mod:`slppl.discrete_model`). A model
+            with both runs SL on its discrete sites as a block of NumPyro's ``Gibbs``
+            (:meth:`refresh`). Exactly one of ``model`` and ``potential_fn``.
         potential_fn: ``U(z) = −log μ(z)`` on any pytree ``z`` (then ``init_params`` is required).
         denoiser: a :class:`~slppl.denoisers.Denoiser` for the flat unconstrained vector, or
             ``None`` / ``"mixture"`` / ``"gaussian"`` / ``"laplace"`` / ``"learned"``: the kernel
@@ -51,7 +54,11 @@ class SL(MCMCKernel):
             mixture plus a residual network (:class:`~slppl.denoisers.Learned`, needs
             ``slppl[learn]``) trained at the refit, kept only if it lowers the variance of the
             exact log weights, with paths integrated by ``SecondOrder``) and mixes exact global
-            SL moves with local NUTS moves.
+            SL moves with local NUTS moves. On a discrete model: ``"mean_field"``, ``"tap"`` or
+            ``"gibbs"`` (:class:`~slppl.denoisers.MeanField`, :class:`~slppl.denoisers.TAP`,
+            :class:`~slppl.denoisers.InnerGibbs` on the model's potential); by default mean field
+            where the log density is linear in each coordinate, the inner Gibbs chain elsewhere
+            (:func:`slppl.discrete_model.default_denoiser`).
         num_steps: number of SL steps per proposal (default 50 with a given denoiser; with a
             built denoiser the path is drawn exactly and steps do not matter, unless another
             integrator is given: then 25 for a mixture, 1 for a Gaussian; or the length of an
@@ -135,6 +142,7 @@ class SL(MCMCKernel):
         self.__dict__.update(opts._asdict())
         # A model with discrete latent sites is only known at init; it runs its own grid and steps.
         self._discrete = None
+        self._discrete_name = None  # the denoiser SL builds on a discrete model (discrete_model.DISCRETE_DENOISERS)
         self._discrete_args = (num_steps, grid, integrator, num_proposals)
         self._potential_fn_gen = None
         self._postprocess_fn = None
@@ -169,22 +177,33 @@ class SL(MCMCKernel):
             batched = not is_prng_key(rng_key)
             self._discrete = setup_discrete(rng_key[0] if batched else rng_key, self._model, model_args,
                                             model_kwargs or {}, discrete)
-            if self.family not in (None, "mixture"):
+            if self.family is not None and self.family != "mixture" and self.family not in DISCRETE_DENOISERS:
                 raise ValueError(
                     f"denoiser={self.family!r} fits continuous latents, but the latent sites {discrete} are discrete: "
-                    "give no denoiser (mean field is built) or a discrete one (Discrete, MeanField) with final='product'"
+                    f"give no denoiser, one of {sorted(DISCRETE_DENOISERS)}, or a discrete one (Discrete, MeanField, "
+                    "TAP, InnerGibbs) with final='product'"
                 )
             if self.family is None and self.final != "product":
                 raise ValueError(
                     f"the latent sites {discrete} are discrete: SL's draw must land on their values. Give no "
-                    "denoiser (mean field is built), or a discrete one (Discrete, MeanField) with final='product'"
+                    "denoiser, or a discrete one (Discrete, MeanField, TAP, InnerGibbs) with final='product'"
                 )
             self._potential_fn_gen = self._discrete.potential_fn_gen
             self._postprocess_fn = self._discrete.postprocess_fn_gen
+            if self.family in DISCRETE_DENOISERS:
+                self._discrete_name = self.family
+            elif self.family is not None:  # built by default: chosen once, on this model's potential
+                _, unravel = ravel_pytree(self._discrete.init_params)
+                potential_fn = self._discrete.potential_fn_gen(*model_args, **(model_kwargs or {}))
+                key = rng_key[0] if batched else rng_key
+                self._discrete_name = default_denoiser(key, lambda x: potential_fn(unravel(x)), self._discrete.values)
             if init_params is not None:  # NumPyro's Gibbs passes the sites' values as they are (integers)
                 return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.result_type(float)), init_params)
             z = self._discrete.init_params
             return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (rng_key.shape[0],) + a.shape), z) if batched else z
+        if self.family in DISCRETE_DENOISERS:
+            raise ValueError(f"denoiser={self.family!r} is for discrete latent sites, and this model's are continuous; "
+                             f"give None or one of {sorted(adaptation.FAMILIES)}")
         # The tempered wrapper is the model itself unless called with β (the walkers' exploration).
         info = initialize_model(
             rng_key, tempered_model(self._model), dynamic_args=True, init_strategy=self._init_strategy,
@@ -231,12 +250,12 @@ class SL(MCMCKernel):
 
     def _proposal(self, potential_fn):
         """``(denoiser, times, integrator, final, num_proposals)`` of the fixed kernel: as given, or
-        on a discrete model without a denoiser, mean field on the model's potential (built here,
-        since the potential depends on the model's arguments)."""
+        on a discrete model, the named denoiser on the model's potential (built here, since the
+        potential depends on the model's arguments)."""
         if self._discrete is None or self.family is None:
             return self.denoiser, self.times, self.integrator, self.final, self.num_proposals
         _, unravel = ravel_pytree(self._discrete.init_params)
-        denoiser = MeanField(lambda x: potential_fn(unravel(x)), values=self._discrete.values)
+        denoiser = build_denoiser(self._discrete_name, lambda x: potential_fn(unravel(x)), self._discrete.values)
         times, integrator, num_proposals = discrete_defaults(*self._discrete_args, self._discrete.values)
         return denoiser, times, integrator, "product", num_proposals
 

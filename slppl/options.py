@@ -12,6 +12,7 @@ import numpy as np
 from . import adaptation
 from . import kernel as core
 from .denoisers.base import Denoiser
+from .discrete_model import DISCRETE_DENOISERS
 from .integrators import Exact, Integrator, SecondOrder
 from .time_grids import Explicit, UniformOU
 
@@ -63,7 +64,7 @@ def resolve(denoiser=None, num_steps=None, grid=None, integrator=None, correctio
     family = _family(denoiser)
     if integrator is None:
         # A network's paths cannot be drawn exactly: "learned" integrates them.
-        integrator = SecondOrder() if family in (None, "learned") else Exact()
+        integrator = SecondOrder() if family in (None, "learned") or family in DISCRETE_DENOISERS else Exact()
     if not isinstance(integrator, Integrator):
         raise TypeError(f"integrator must be an slppl Integrator, got {type(integrator).__name__}")
     if not cov_floor >= 0:
@@ -73,13 +74,13 @@ def resolve(denoiser=None, num_steps=None, grid=None, integrator=None, correctio
         if family is None:
             num_steps = DEFAULT_NUM_STEPS
         else:
-            num_steps = 1 if integrator.exact else FITTED_NUM_STEPS[family]
+            num_steps = 1 if integrator.exact else FITTED_NUM_STEPS.get(family, DEFAULT_NUM_STEPS)
     times = grid_.times(num_steps)
     if grid is None and family is None:
         times = times * _grid_scale(denoiser)
     if family is None:
         core.check_combination(denoiser, integrator, correction, final)
-    else:
+    elif family not in DISCRETE_DENOISERS:  # those are checked once the model is known to be discrete
         _check_adaptive(integrator, correction, final, num_walkers, num_local, family)
     if num_proposals is None:
         num_proposals = 1 if family is None else DEFAULT_PROPOSALS
@@ -95,10 +96,10 @@ def _family(denoiser):
     if denoiser is None:
         return "mixture"
     if isinstance(denoiser, str):
-        if denoiser not in adaptation.FAMILIES:
+        if denoiser not in adaptation.FAMILIES and denoiser not in DISCRETE_DENOISERS:
             raise ValueError(
-                f"denoiser={denoiser!r} is not a family SL can fit; use one of "
-                f"{sorted(adaptation.FAMILIES)}, None (a mixture) or a Denoiser object"
+                f"denoiser={denoiser!r} is not a family SL can build; use one of {sorted(adaptation.FAMILIES)} "
+                f"(continuous latents), {sorted(DISCRETE_DENOISERS)} (discrete latents), None or a Denoiser object"
             )
         return denoiser
     if not isinstance(denoiser, Denoiser):

@@ -15,7 +15,8 @@ from numpyro.infer import MCMC, Predictive
 
 from slppl import SL, log_evidence
 from slppl import kernel as core
-from slppl.denoisers import TAP, Discrete, Gaussian, MeanField
+from slppl.denoisers import TAP, Discrete, Gaussian, InnerGibbs, MeanField
+from slppl.discrete_model import default_denoiser
 from slppl.integrators import SecondOrder, TwoPoint
 from slppl.time_grids import Karras
 
@@ -50,7 +51,7 @@ def run_chains(den, U, n, steps=6000, chains=4, integrator=None):
 
 # Mean field through NumPyro is tested below; the core's mean-field case is slow (make test's budget).
 @pytest.mark.parametrize("proposal", [pytest.param("mean field", marks=pytest.mark.slow), "enumeration, wrong couplings",
-                                      "TAP, two-point move"])
+                                      "TAP, two-point move", "inner Gibbs, two-point move"])
 def test_exact_kernel_on_spins_gets_every_single_site_and_pair_marginal(proposal):
     J, h, configs, p = ising()
     Jj, hj = jnp.asarray(J), jnp.asarray(h)
@@ -63,6 +64,9 @@ def test_exact_kernel_on_spins_gets_every_single_site_and_pair_marginal(proposal
         den = MeanField(U, values=(-1.0, 1.0), dim=N)
     elif proposal.startswith("TAP"):
         den = TAP(U, values=(-1.0, 1.0), dim=N, num_iters=20)
+        integrator = TwoPoint(np.tile([-1.0, 1.0], (N, 1)))
+    elif proposal.startswith("inner Gibbs"):  # a randomised denoiser: its draws are part of the proposal
+        den = InnerGibbs(U, values=(-1.0, 1.0), dim=N)
         integrator = TwoPoint(np.tile([-1.0, 1.0], (N, 1)))
     else:  # the right support, the couplings at a third: an approximate proposal the kernel corrects
         wrong = 0.5 * np.einsum("ki,ij,kj->k", configs, J / 3, configs) + configs @ h
@@ -93,6 +97,23 @@ def test_two_point_move_is_exact_where_the_tilted_law_is_a_product():
         state = step(core.init(jnp.ones(8), U, jax.random.PRNGKey(0), den, num_proposals=4), U)
         spreads[name] = float(jnp.std(state.proposal_log_weight))
     assert spreads["two-point"] < 1e-8 < 0.1 < spreads["second order"]
+
+
+def test_default_denoiser_is_mean_field_only_where_the_potential_is_linear_in_each_coordinate():
+    J, h, _, _ = ising()
+    values = np.tile([0.0, 1.0], (N, 1))
+
+    def ising_on_bits(b):
+        s = 2.0 * b - 1.0
+        return -(0.5 * s @ jnp.asarray(J) @ s + jnp.asarray(h) @ s)
+
+    def collapsed_like(g):  # a log-determinant in the indicators, as in collapsed spike-and-slab
+        return 0.5 * jnp.linalg.slogdet(jnp.eye(N) + g[:, None] * jnp.asarray(J @ J.T + np.eye(N)))[1]
+
+    key = jax.random.PRNGKey(0)
+    assert default_denoiser(key, ising_on_bits, values) == "mean_field"
+    assert default_denoiser(key, collapsed_like, values) == "gibbs"
+    assert default_denoiser(key, lambda b: jnp.sum((b @ jnp.asarray(J)) ** 2), values) == "gibbs"  # b_i² terms
 
 
 def test_bad_discrete_input_is_rejected_before_sampling():

@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._random import categorical
+from .base import Denoiser
 
-__all__ = ["coordinate_values", "product_draw", "product_log_prob"]
+__all__ = ["coordinate_values", "product_draw", "product_log_prob", "TwoValued", "two_values"]
 
 
 def coordinate_values(support):
@@ -66,3 +67,68 @@ def product_log_prob(log_marginals, values, x):
     """
     log_marginals = log_marginals - jax.scipy.special.logsumexp(log_marginals, -1, keepdims=True)
     return jnp.sum(jnp.where(values == x[:, None], log_marginals, 0.0))
+
+
+def two_values(values, dim=None):
+    """``values`` as a ``(d, 2)`` numpy array of pairs ``a < b``: one pair for ``dim`` coordinates,
+    or one row per coordinate. Raises ``ValueError`` naming what is wrong."""
+    values = np.asarray(values, dtype=float)  # concrete: checked here, a constant of the kernel
+    if values.ndim == 1:
+        if values.shape != (2,) or dim is None:
+            raise ValueError("values must be one pair (a, b) with dim=d, or a (d, 2) array of pairs")
+        values = np.broadcast_to(values, (int(dim), 2))
+    if values.ndim != 2 or values.shape[1] != 2 or not np.all(values[:, 1] > values[:, 0]):
+        raise ValueError(f"values must be (d, 2) pairs a < b, got shape {values.shape}")
+    if dim is not None and int(dim) != values.shape[0]:
+        raise ValueError(f"dim={dim} but values has {values.shape[0]} rows")
+    return values
+
+
+class TwoValued(Denoiser):
+    """A denoiser of a law on ``Π_i {a_i, b_i}`` that estimates the tilted measure by a product law.
+
+    Subclasses give ``_probs(rng_key, y, t, state) -> (p, state)``, ``p_i = P(x_i = b_i)``; the
+    mean, the product law's covariance ``diag((b − a)²·p(1 − p))`` and the final product draw
+    (``final="product"``) follow from it.
+    """
+
+    def __init__(self, values, dim=None):
+        self.values = two_values(values, dim)
+        self.dim = int(self.values.shape[0])
+
+    def _pair(self, dtype):
+        """``(a, b)``: each coordinate's two values."""
+        return jnp.asarray(self.values[:, 0], dtype), jnp.asarray(self.values[:, 1], dtype)
+
+    def _probs(self, rng_key, y, t, state):
+        raise NotImplementedError
+
+    def estimate(self, rng_key, y, t, state):
+        a, b = self._pair(y.dtype)
+        p, state = self._probs(rng_key, y, t, state)
+        return a + (b - a) * p, state, ()
+
+    def estimate_with_cov(self, rng_key, y, t, state):
+        a, b = self._pair(y.dtype)
+        p, state = self._probs(rng_key, y, t, state)
+        return a + (b - a) * p, jnp.diag((b - a) ** 2 * p * (1.0 - p)), state, ()
+
+    def check_product(self):
+        """Every combination of the coordinates' values is in the support: nothing to check."""
+
+    def _log_marginals(self, rng_key, y, t, state):
+        p, state = self._probs(rng_key, y, t, state)
+        return jnp.stack([jnp.log1p(-p), jnp.log(p)], -1), state
+
+    def sample_product(self, rng_key, y, t, state):
+        """``(x, log r(x), state)``: each coordinate from its estimated marginal."""
+        key_probs, key_draw = jax.random.split(rng_key)
+        log_marginals, state = self._log_marginals(key_probs, y, t, state)
+        x, log_r = product_draw(key_draw, log_marginals, jnp.asarray(self.values, y.dtype))
+        return x, log_r, state
+
+    def product_log_prob(self, rng_key, y, t, state, x):
+        """``(log r(x), state)``: the law :meth:`sample_product` draws from, at ``x``."""
+        key_probs, _ = jax.random.split(rng_key)
+        log_marginals, state = self._log_marginals(key_probs, y, t, state)
+        return product_log_prob(log_marginals, jnp.asarray(self.values, y.dtype), x), state

@@ -2,15 +2,13 @@
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from .base import Denoiser
-from .finite import product_draw, product_log_prob
+from .finite import TwoValued
 
 __all__ = ["MeanField"]
 
 
-class MeanField(Denoiser):
+class MeanField(TwoValued):
     """Mean-field estimate of ``E[x | y_t = y]`` for ``μ ∝ exp(−U)`` on ``x ∈ Π_i {a_i, b_i}``.
 
     The tilted measure ``μ_{t,y}(x) ∝ exp(−U(x) + ⟨y, x⟩ − t|x|²/2)`` is approximated by a product
@@ -46,28 +44,14 @@ class MeanField(Denoiser):
     """
 
     def __init__(self, potential_fn, values=(0.0, 1.0), dim=None, num_iters=50, damping=0.5):
-        values = np.asarray(values, dtype=float)  # concrete: checked here, a constant of the kernel
-        if values.ndim == 1:
-            if values.shape != (2,) or dim is None:
-                raise ValueError("values must be one pair (a, b) with dim=d, or a (d, 2) array of pairs")
-            values = np.broadcast_to(values, (int(dim), 2))
-        if values.ndim != 2 or values.shape[1] != 2 or not np.all(values[:, 1] > values[:, 0]):
-            raise ValueError(f"values must be (d, 2) pairs a < b, got shape {values.shape}")
-        if dim is not None and int(dim) != values.shape[0]:
-            raise ValueError(f"dim={dim} but values has {values.shape[0]} rows")
+        super().__init__(values, dim)
         if not 0.0 < damping <= 1.0 or int(num_iters) < 1:
             raise ValueError("damping must be in (0, 1] and num_iters >= 1")
         self.potential_fn = potential_fn
-        self.values = values
-        self.dim = int(values.shape[0])
         self.num_iters = int(num_iters)
         self.damping = float(damping)
 
-    def _pair(self, dtype):
-        """``(a, b)``: each coordinate's two values."""
-        return jnp.asarray(self.values[:, 0], dtype), jnp.asarray(self.values[:, 1], dtype)
-
-    def _probs(self, y, t):
+    def _probs(self, rng_key, y, t, state):
         """``P(x_i = b_i)`` under the mean-field product law."""
         a, b = self._pair(y.dtype)
         grad = jax.grad(self.potential_fn)
@@ -78,29 +62,4 @@ class MeanField(Denoiser):
             new = jax.nn.sigmoid(bias - (b - a) * grad(m))
             return (1.0 - self.damping) * p + self.damping * new
 
-        return jax.lax.fori_loop(0, self.num_iters, update, jnp.full_like(y, 0.5))
-
-    def estimate(self, rng_key, y, t, state):
-        a, b = self._pair(y.dtype)
-        return a + (b - a) * self._probs(y, t), state, ()
-
-    def estimate_with_cov(self, rng_key, y, t, state):
-        a, b = self._pair(y.dtype)
-        p = self._probs(y, t)
-        return a + (b - a) * p, jnp.diag((b - a) ** 2 * p * (1.0 - p)), state, ()
-
-    def check_product(self):
-        """Every combination of the coordinates' values is in the support: nothing to check."""
-
-    def _log_marginals(self, y, t):
-        p = self._probs(y, t)
-        return jnp.stack([jnp.log1p(-p), jnp.log(p)], -1)
-
-    def sample_product(self, rng_key, y, t, state):
-        """``(x, log r(x), state)``: each coordinate from its mean-field marginal."""
-        x, log_r = product_draw(rng_key, self._log_marginals(y, t), jnp.asarray(self.values, y.dtype))
-        return x, log_r, state
-
-    def product_log_prob(self, rng_key, y, t, state, x):
-        """``(log r(x), state)``: the law :meth:`sample_product` draws from, at ``x``."""
-        return product_log_prob(self._log_marginals(y, t), jnp.asarray(self.values, y.dtype), x), state
+        return jax.lax.fori_loop(0, self.num_iters, update, jnp.full_like(y, 0.5)), state

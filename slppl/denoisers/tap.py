@@ -2,7 +2,6 @@
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .mean_field import MeanField
 
@@ -29,7 +28,8 @@ class TAP(MeanField):
         potential_fn: ``U`` on flat vectors of length ``d``; quadratic in ``x`` (pairwise).
         values, dim, num_iters: as :class:`MeanField`.
         couplings: ``J = −∇²U`` (``(d, d)``); by default the Hessian at the midpoint of the values,
-            computed once here (``d`` Hessian-vector products). Its diagonal is ignored.
+            computed here (``d`` Hessian-vector products; inside ``SL(model)``, once per step,
+            since the model's potential is rebuilt there). Its diagonal is ignored.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -44,14 +44,12 @@ class TAP(MeanField):
         super().__init__(potential_fn, values, dim, num_iters, damping=1.0)
         if couplings is None:
             couplings = -jax.hessian(potential_fn)(jnp.asarray(self.values.mean(1)))
-        couplings = np.asarray(couplings, dtype=float)
+        couplings = jnp.asarray(couplings, jnp.result_type(float))  # may be traced (a model's potential)
         if couplings.shape != (self.dim, self.dim):
             raise ValueError(f"couplings must be ({self.dim}, {self.dim}), got {couplings.shape}")
-        squared = couplings**2
-        np.fill_diagonal(squared, 0.0)
-        self.couplings_sq = squared
+        self.couplings_sq = couplings**2 * (1.0 - jnp.eye(self.dim, dtype=couplings.dtype))
 
-    def _probs(self, y, t):
+    def _probs(self, rng_key, y, t, state):
         a, b = self._pair(y.dtype)
         grad = jax.grad(self.potential_fn)
         bias = (b - a) * y - 0.5 * t * (b**2 - a**2)
@@ -64,4 +62,4 @@ class TAP(MeanField):
             return jax.nn.sigmoid(bias + (b - a) * (onsager - grad(m))), m
 
         p = jnp.full_like(y, 0.5)
-        return jax.lax.fori_loop(0, self.num_iters, update, (p, a + (b - a) * p))[0]
+        return jax.lax.fori_loop(0, self.num_iters, update, (p, a + (b - a) * p))[0], state
