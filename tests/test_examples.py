@@ -80,8 +80,22 @@ def test_ising_example_agrees_with_enumeration():
     assert len(rows) == 2 and all(float(row[2]) < 4.0 for row in rows), out.stdout
 
 
-@pytest.mark.slow  # SL(model) and DiscreteHMCGibbs, each compiled
-def test_spike_and_slab_example_runs_and_both_samplers_agree_with_enumeration():
-    out = run_example("spike_and_slab.py", "--num-warmup", "200", "--num-samples", "1000")
-    rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith("| SL") or line.startswith("| Disc")]
-    assert len(rows) == 2 and all(float(row[2]) < 4.0 for row in rows), out.stdout
+@pytest.mark.slow  # four samplers, each compiled
+def test_spike_and_slab_example_runs_and_every_sampler_agrees_with_enumeration():
+    out = run_example("spike_and_slab.py", "--num-warmup", "200", "--num-samples", "1000", "--seeds", "1")
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith(("| SL", "| Disc", "| Gibbs", "| NUTS"))]
+    assert len(rows) == 4 and all(float(row[4]) < 4.0 for row in rows), out.stdout
+
+
+@pytest.mark.slow  # SL with TAP on 100 spins, and Glauber chains
+def test_sherrington_kirkpatrick_example_agrees_with_glauber():
+    out = run_example("sherrington_kirkpatrick.py", "--n", "100", "--num-samples", "300", "--glauber-sweeps", "4000")
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith(("| energy", "| n·q²"))]
+    assert len(rows) == 2 and all(abs(float(row[5])) < 4.0 for row in rows), out.stdout
+
+
+@pytest.mark.slow  # SL with TAP on 200 spins, and Glauber chains
+def test_z2_synchronisation_example_agrees_with_glauber():
+    out = run_example("z2_synchronisation.py", "--n", "200", "--num-samples", "100", "--glauber-sweeps", "2000")
+    z = float(out.stdout.split("(SL − Glauber) / SE = ")[1].split(";")[0])
+    assert abs(z) < 4.0, out.stdout
