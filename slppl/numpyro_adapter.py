@@ -19,7 +19,7 @@ from . import adaptation
 from . import kernel as core
 from .denoisers.base import check_dim
 from .discrete_model import (
-    DISCRETE_DENOISERS, DiscreteSLState, build_denoiser, core_state, default_denoiser, discrete_defaults, setup_discrete,
+    DISCRETE_DENOISERS, DiscreteSLState, build_denoiser, core_state, denoiser_name, discrete_defaults, setup_discrete,
     with_fields,
 )
 from .layout import discrete_latent_sites
@@ -40,8 +40,8 @@ class SL(MCMCKernel):
     sorted by name); :func:`slppl.site_layout` prints the layout.
 
     Args:
-        model: a NumPyro model whose latent sites are all continuous, or all two-valued discrete
-            (Bernoulli: then the sites' values are the latent vector, the move ``TwoPoint``,
+        model: a NumPyro model whose latent sites are all continuous, or all discrete with a
+            finite support (Bernoulli, Categorical: then the sites' values are the latent vector,
             ``final="product"`` and the grid ``Karras``; see :mod:`slppl.discrete_model`). A model
             with both runs SL on its discrete sites as a block of NumPyro's ``Gibbs``
             (:meth:`refresh`). Exactly one of ``model`` and ``potential_fn``.
@@ -190,13 +190,9 @@ class SL(MCMCKernel):
                 )
             self._potential_fn_gen = self._discrete.potential_fn_gen
             self._postprocess_fn = self._discrete.postprocess_fn_gen
-            if self.family in DISCRETE_DENOISERS:
-                self._discrete_name = self.family
-            elif self.family is not None:  # built by default: chosen once, on this model's potential
-                _, unravel = ravel_pytree(self._discrete.init_params)
-                potential_fn = self._discrete.potential_fn_gen(*model_args, **(model_kwargs or {}))
-                key = rng_key[0] if batched else rng_key
-                self._discrete_name = default_denoiser(key, lambda x: potential_fn(unravel(x)), self._discrete.values)
+            if self.family is not None:  # chosen once, on this model's potential
+                self._discrete_name = denoiser_name(rng_key[0] if batched else rng_key, self.family, self._discrete,
+                                                    model_args, model_kwargs or {})
             if init_params is not None:  # NumPyro's Gibbs passes the sites' values as they are (integers)
                 return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.result_type(float)), init_params)
             z = self._discrete.init_params
@@ -254,8 +250,7 @@ class SL(MCMCKernel):
         potential depends on the model's arguments)."""
         if self._discrete is None or self.family is None:
             return self.denoiser, self.times, self.integrator, self.final, self.num_proposals
-        _, unravel = ravel_pytree(self._discrete.init_params)
-        denoiser = build_denoiser(self._discrete_name, lambda x: potential_fn(unravel(x)), self._discrete.values)
+        denoiser = build_denoiser(self._discrete_name, self._discrete, potential_fn)
         times, integrator, num_proposals = discrete_defaults(*self._discrete_args, self._discrete.values)
         return denoiser, times, integrator, "product", num_proposals
 
@@ -267,8 +262,8 @@ class SL(MCMCKernel):
         return denoiser, step, num_proposals
 
     def refresh(self, state, model_args, model_kwargs):
-        """The state at the same point under the target ``(model_args, model_kwargs)`` now give: a
-        block of NumPyro's ``Gibbs`` whose sibling blocks have moved (:func:`slppl.kernel.reweigh`).
+        """The state at the same point under the target that ``(model_args, model_kwargs)`` now define:
+        a block of NumPyro's ``Gibbs`` whose sibling blocks have moved (:func:`slppl.kernel.reweigh`).
 
         For example SL on a model's discrete sites and NUTS on its continuous ones::
 
@@ -278,7 +273,7 @@ class SL(MCMCKernel):
             raise NotImplementedError(
                 "SL(model) building its own denoiser fits it to one target during warmup, so it cannot follow a "
                 "target that a Gibbs composite keeps changing; as a Gibbs block give SL a denoiser, or use it on "
-                "the model's discrete sites (SL(model) builds mean field on the current conditional)"
+                "the model's discrete sites (SL(model) builds its denoiser on the current conditional)"
             )
         if self.correction is None:
             return state  # raw draws carry no weight

@@ -179,6 +179,7 @@ def test_adaptive_pyro_mode_weights_and_eight_schools_against_the_reference():
         assert_within_mcse(x.mean(), mean, sd / np.sqrt(float(effective_sample_size(x[None]))), what=name)
 
 
+@pytest.mark.slow  # a subprocess compiling SL(model) and NUTS again (~40 s); the kernel is tested above
 def test_pyro_quickstart_example_runs():
     import os
     import subprocess

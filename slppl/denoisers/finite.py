@@ -15,7 +15,8 @@ import numpy as np
 from .._random import categorical
 from .base import Denoiser
 
-__all__ = ["coordinate_values", "product_draw", "product_log_prob", "TwoValued", "two_values"]
+__all__ = ["coordinate_values", "product_draw", "product_log_prob", "FiniteValued", "TwoValued", "finite_values",
+           "two_values"]
 
 
 def coordinate_values(support):
@@ -69,6 +70,25 @@ def product_log_prob(log_marginals, values, x):
     return jnp.sum(jnp.where(values == x[:, None], log_marginals, 0.0))
 
 
+def finite_values(values, dim=None):
+    """``values`` as a ``(d, K)`` numpy table of each coordinate's values, NaN-padded where a
+    coordinate has fewer than ``K`` (as :func:`coordinate_values` makes): one row for ``dim``
+    coordinates, or one row per coordinate. Raises ``ValueError`` naming what is wrong."""
+    values = np.asarray(values, dtype=float)  # concrete: checked here, a constant of the kernel
+    if values.ndim == 1:
+        if dim is None:
+            raise ValueError("values must be one row of values with dim=d, or a (d, K) table")
+        values = np.broadcast_to(values, (int(dim), values.shape[0]))
+    if values.ndim != 2 or values.shape[1] < 2:
+        raise ValueError(f"values must be a (d, K) table with K >= 2, got shape {values.shape}")
+    valid = ~np.isnan(values)
+    if not np.all(valid.sum(1) >= 2) or not np.all(np.isfinite(values[valid])):
+        raise ValueError("every coordinate needs at least two finite values (NaN pads the shorter rows)")
+    if dim is not None and int(dim) != values.shape[0]:
+        raise ValueError(f"dim={dim} but values has {values.shape[0]} rows")
+    return values
+
+
 def two_values(values, dim=None):
     """``values`` as a ``(d, 2)`` numpy array of pairs ``a < b``: one pair for ``dim`` coordinates,
     or one row per coordinate. Raises ``ValueError`` naming what is wrong."""
@@ -84,12 +104,54 @@ def two_values(values, dim=None):
     return values
 
 
-class TwoValued(Denoiser):
-    """A denoiser of a law on ``Π_i {a_i, b_i}`` that estimates the tilted measure by a product law.
+class FiniteValued(Denoiser):
+    """A denoiser of a law on ``Π_i V_i`` (finite sets of values) that estimates the tilted measure
+    by a product law.
 
-    Subclasses give ``_probs(rng_key, y, t, state) -> (p, state)``, ``p_i = P(x_i = b_i)``; the
-    mean, the product law's covariance ``diag((b − a)²·p(1 − p))`` and the final product draw
-    (``final="product"``) follow from it.
+    Subclasses set ``values`` (a ``(d, K)`` table, NaN-padded) and give
+    ``_log_marginals(rng_key, y, t, state) -> (log_marginals (d, K), state)``; the mean, the product
+    law's diagonal covariance and the final product draw (``final="product"``) follow from it.
+    """
+
+    def _log_marginals(self, rng_key, y, t, state):
+        raise NotImplementedError
+
+    def _moments(self, rng_key, y, t, state):
+        log_marginals, state = self._log_marginals(rng_key, y, t, state)
+        p = jnp.exp(log_marginals)
+        v = jnp.nan_to_num(jnp.asarray(self.values, y.dtype))
+        mean = jnp.sum(p * v, -1)
+        return mean, jnp.maximum(jnp.sum(p * v**2, -1) - mean**2, 0.0), state
+
+    def estimate(self, rng_key, y, t, state):
+        mean, _, state = self._moments(rng_key, y, t, state)
+        return mean, state, ()
+
+    def estimate_with_cov(self, rng_key, y, t, state):
+        mean, var, state = self._moments(rng_key, y, t, state)
+        return mean, jnp.diag(var), state, ()
+
+    def check_product(self):
+        """Every combination of the coordinates' values is in the support: nothing to check."""
+
+    def sample_product(self, rng_key, y, t, state):
+        """``(x, log r(x), state)``: each coordinate from its estimated marginal."""
+        key_probs, key_draw = jax.random.split(rng_key)
+        log_marginals, state = self._log_marginals(key_probs, y, t, state)
+        x, log_r = product_draw(key_draw, log_marginals, jnp.nan_to_num(jnp.asarray(self.values, y.dtype)))
+        return x, log_r, state
+
+    def product_log_prob(self, rng_key, y, t, state, x):
+        """``(log r(x), state)``: the law :meth:`sample_product` draws from, at ``x``."""
+        key_probs, _ = jax.random.split(rng_key)
+        log_marginals, state = self._log_marginals(key_probs, y, t, state)
+        return product_log_prob(log_marginals, jnp.asarray(self.values, y.dtype), x), state
+
+
+class TwoValued(FiniteValued):
+    """A :class:`FiniteValued` denoiser on ``Π_i {a_i, b_i}``.
+
+    Subclasses give ``_probs(rng_key, y, t, state) -> (p, state)``, ``p_i = P(x_i = b_i)``.
     """
 
     def __init__(self, values, dim=None):
@@ -103,32 +165,6 @@ class TwoValued(Denoiser):
     def _probs(self, rng_key, y, t, state):
         raise NotImplementedError
 
-    def estimate(self, rng_key, y, t, state):
-        a, b = self._pair(y.dtype)
-        p, state = self._probs(rng_key, y, t, state)
-        return a + (b - a) * p, state, ()
-
-    def estimate_with_cov(self, rng_key, y, t, state):
-        a, b = self._pair(y.dtype)
-        p, state = self._probs(rng_key, y, t, state)
-        return a + (b - a) * p, jnp.diag((b - a) ** 2 * p * (1.0 - p)), state, ()
-
-    def check_product(self):
-        """Every combination of the coordinates' values is in the support: nothing to check."""
-
     def _log_marginals(self, rng_key, y, t, state):
         p, state = self._probs(rng_key, y, t, state)
         return jnp.stack([jnp.log1p(-p), jnp.log(p)], -1), state
-
-    def sample_product(self, rng_key, y, t, state):
-        """``(x, log r(x), state)``: each coordinate from its estimated marginal."""
-        key_probs, key_draw = jax.random.split(rng_key)
-        log_marginals, state = self._log_marginals(key_probs, y, t, state)
-        x, log_r = product_draw(key_draw, log_marginals, jnp.asarray(self.values, y.dtype))
-        return x, log_r, state
-
-    def product_log_prob(self, rng_key, y, t, state, x):
-        """``(log r(x), state)``: the law :meth:`sample_product` draws from, at ``x``."""
-        key_probs, _ = jax.random.split(rng_key)
-        log_marginals, state = self._log_marginals(key_probs, y, t, state)
-        return product_log_prob(log_marginals, jnp.asarray(self.values, y.dtype), x), state
