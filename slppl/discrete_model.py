@@ -151,8 +151,8 @@ def default_denoiser(rng_key, potential_fn, values, num_points=2):
 
     Mean field's local fields (``U``'s gradient at the relaxed means) are the exact changes of
     ``U`` when it is linear in each coordinate: pairwise models, indicators in a linear predictor.
-    There it is cheap and good (4 × 4 Ising: acceptance 0.64 against the inner Gibbs chain's 0.21).
-    Elsewhere its fields are wrong (collapsed spike-and-slab: acceptance 0.03 against 0.82) and the
+    There it is cheap and good (4 × 4 Ising: acceptance 0.64 against the inner Gibbs chain's 0.26).
+    Elsewhere its fields are wrong (collapsed spike-and-slab: acceptance 0.03–0.05 against about 0.8) and the
     inner Gibbs chain, which evaluates ``U`` only at configurations, is the default. Linearity is
     checked where it matters, by the Hessian's diagonal at ``num_points`` random interior points.
     """

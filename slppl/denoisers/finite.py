@@ -92,15 +92,9 @@ def finite_values(values, dim=None):
 def two_values(values, dim=None):
     """``values`` as a ``(d, 2)`` numpy array of pairs ``a < b``: one pair for ``dim`` coordinates,
     or one row per coordinate. Raises ``ValueError`` naming what is wrong."""
-    values = np.asarray(values, dtype=float)  # concrete: checked here, a constant of the kernel
-    if values.ndim == 1:
-        if values.shape != (2,) or dim is None:
-            raise ValueError("values must be one pair (a, b) with dim=d, or a (d, 2) array of pairs")
-        values = np.broadcast_to(values, (int(dim), 2))
-    if values.ndim != 2 or values.shape[1] != 2 or not np.all(values[:, 1] > values[:, 0]):
+    values = finite_values(values, dim)
+    if values.shape[1] != 2 or not np.all(values[:, 1] > values[:, 0]):
         raise ValueError(f"values must be (d, 2) pairs a < b, got shape {values.shape}")
-    if dim is not None and int(dim) != values.shape[0]:
-        raise ValueError(f"dim={dim} but values has {values.shape[0]} rows")
     return values
 
 

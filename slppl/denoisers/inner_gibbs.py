@@ -19,7 +19,7 @@ class InnerGibbs(FiniteValued):
     sharpens and the inner chain follows it, annealed. The conditionals are computed from ``U`` at
     actual configurations, so nothing is asked of ``U`` between the values: the collapsed
     spike-and-slab likelihood, where mean field's gradient fields fail (acceptance 0.03), gave
-    acceptance 0.82 (``examples/spike_and_slab.py``).
+    acceptance about 0.8 (``examples/spike_and_slab.py``).
 
     The estimate is random. The kernel stays exact: the inner chain's draws are auxiliary variables
     of the proposal, the same on the target's side, and cancel in the weight. The inner chain
