@@ -37,6 +37,7 @@ def heavy(samples):
     return (np.asarray(samples["x"]).mean(-1) > 0).astype(int)
 
 
+@pytest.mark.slow  # ~30 s of compilation (make test budget); conventions below, log_evidence in test_evidence.py
 def test_compare_table_accuracy_modes_arviz_and_plots(tmp_path):
     ref_sd = float(np.sqrt(0.25 + 4 * 0.3 * 0.7 * 4))  # mixture sd per coordinate: 0.25 + Var of ±2 means
     ref_mean = float(0.7 * 2 - 0.3 * 2)

@@ -208,8 +208,8 @@ def test_mixed_model_runs_as_a_gibbs_block_beside_nuts():
     p /= p.sum()
     with pytest.raises(NotImplementedError, match="cannot follow a target"):  # continuous, denoiser built in warmup
         SL(model).refresh(None, (), {})
-    mcmc = MCMC(Gibbs([(SL(model), discrete_latent_sites), (NUTS(model), None)]), num_warmup=150,
-                num_samples=1000, progress_bar=False)
+    mcmc = MCMC(Gibbs([(SL(model), discrete_latent_sites), (NUTS(model), None)]), num_warmup=100,
+                num_samples=700, progress_bar=False)
     mcmc.run(jax.random.PRNGKey(1), extra_fields=("block_states.0.accept_prob",))
     draws = mcmc.get_samples()
     assert 0.2 < float(np.mean(mcmc.get_extra_fields()["block_states.0.accept_prob"])) < 1.0
