@@ -50,9 +50,10 @@ def run_chains(den, U, n, steps=6000, chains=4, integrator=None):
     return np.asarray(acc)[:, 100:], np.asarray(z)[:, 100:]
 
 
-# Mean field through NumPyro is tested below; the core's mean-field case is slow (make test's budget).
+# make test's budget: the core's mean-field and inner-Gibbs cases are slow (both run through NumPyro below).
 @pytest.mark.parametrize("proposal", [pytest.param("mean field", marks=pytest.mark.slow), "enumeration, wrong couplings",
-                                      "TAP, two-point move", "inner Gibbs, two-point move"])
+                                      "TAP, two-point move", pytest.param("inner Gibbs, two-point move",
+                                                                          marks=pytest.mark.slow)])
 def test_exact_kernel_on_spins_gets_every_single_site_and_pair_marginal(proposal):
     J, h, configs, p = ising()
     Jj, hj = jnp.asarray(J), jnp.asarray(h)
@@ -142,7 +143,7 @@ def ising_model(J, h):
 def test_numpyro_model_with_bernoulli_sites_runs_through_mcmc_predictive_and_arviz():
     J, h, configs, p = ising(seed=1)
     model = ising_model(J, h)
-    mcmc = MCMC(SL(model), num_warmup=50, num_samples=2000, num_chains=2, chain_method="vectorized",
+    mcmc = MCMC(SL(model), num_warmup=50, num_samples=1200, num_chains=2, chain_method="vectorized",
                 progress_bar=False)
     mcmc.run(jax.random.PRNGKey(0))
     samples = mcmc.get_samples(group_by_chain=True)
@@ -157,7 +158,7 @@ def test_numpyro_model_with_bernoulli_sites_runs_through_mcmc_predictive_and_arv
     ev = log_evidence(mcmc)
     assert_within_mcse(ev.estimate, np.log(np.exp(logp).sum()) - N * np.log(2.0), ev.se, z=3.0, what="log Z")
     draws = Predictive(model, mcmc.get_samples())(jax.random.PRNGKey(1))
-    assert draws["s"].shape == (4000, N)
+    assert draws["s"].shape == (2400, N)
     idata = az.from_numpyro(mcmc)
     assert "b" in idata.posterior if hasattr(idata, "posterior") else "b" in idata["posterior"]
 
