@@ -18,8 +18,9 @@ class TAP(MeanField):
     point is found by approximate message passing, the Onsager term taken at the previous iterate
     and no damping (Bolthausen 2014; El Alaoui, Montanari & Sellke 2022 sample the
     Sherrington–Kirkpatrick model with it, Montanari & Wu 2023 the Z2-synchronisation posterior):
-    on those models damped TAP iterations stalled at acceptance 0.07 where AMP reached 0.37
-    (``benchmarks/discrete_integrators.py``).
+    on SK a damped iteration of TAP's equations reaches the same fixed point, but on the Z2
+    posterior it stalled at acceptance 0.053 where AMP reached 0.417
+    (``benchmarks/discrete_integrators.py``, 200 spins, two-point move).
 
     Exact in the limit for dense pairwise models with weak couplings (SK-like, ``J_ij = O(1/√d)``);
     elsewhere a proposal like mean field, which the exact correction keeps honest.
