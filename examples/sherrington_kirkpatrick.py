@@ -20,14 +20,12 @@ reference for this instance.
 Run: ``python examples/sherrington_kirkpatrick.py [--n 200] [--beta 0.4] [--num-samples 1000]``.
 """
 
-import argparse
-
 import jax
 import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from spins import glauber, goe, mean_and_mcse, sl_spins  # noqa: E402
+from spins import arguments, glauber, goe, mean_and_mcse, sl_spins  # noqa: E402
 
 
 def statistics(draws, a):
@@ -40,22 +38,14 @@ def statistics(draws, a):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200)
+    parser = arguments(__doc__.splitlines()[0], n=200, num_warmup=50, num_samples=1000, glauber_sweeps=20000,
+                       glauber_chains=8)
     parser.add_argument("--beta", type=float, default=0.4)
-    parser.add_argument("--num-warmup", type=int, default=50)
-    parser.add_argument("--num-samples", type=int, default=1000)
-    parser.add_argument("--num-chains", type=int, default=4)
-    parser.add_argument("--glauber-sweeps", type=int, default=20000)
-    parser.add_argument("--glauber-chains", type=int, default=8)
-    parser.add_argument("--num-steps", type=int, default=50)
-    parser.add_argument("--progress-bar", action="store_true")
     args = parser.parse_args(argv)
     a = goe(np.random.default_rng(0), args.n)
     draws, accept, wall = sl_spins(args.beta * a, args.num_warmup, args.num_samples, args.num_chains,
                                    num_steps=args.num_steps, progress_bar=args.progress_bar)
     reference, wall_glauber = glauber(args.beta * a, args.glauber_sweeps, args.glauber_chains, thin=10)
-    reference = reference[:, reference.shape[1] // 10:]  # the first tenth as burn-in
     print(f"SK, n = {args.n}, beta = {args.beta}: SL (TAP, two-point, {args.num_steps} Karras steps) "
           f"{args.num_chains} chains x ({args.num_warmup} + {args.num_samples}), acceptance {accept:.3f}, {wall:.0f} s; "
           f"Glauber {args.glauber_chains} chains x {args.glauber_sweeps} sweeps (every 10th kept), {wall_glauber:.0f} s")

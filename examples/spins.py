@@ -6,6 +6,7 @@ field plus the Onsager term, solved by AMP), the two-point move and the exact co
 reference is heat-bath Glauber dynamics on the same couplings, many long chains.
 """
 
+import argparse
 import time
 
 import jax
@@ -17,6 +18,20 @@ from slppl import SL
 from slppl.denoisers import TAP
 from slppl.integrators import TwoPoint
 from slppl.time_grids import Karras
+
+
+def arguments(description, n, num_warmup, num_samples, glauber_sweeps, glauber_chains):
+    """The examples' command line: the size, SL's run and the Glauber reference, with these defaults."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--n", type=int, default=n)
+    parser.add_argument("--num-warmup", type=int, default=num_warmup)
+    parser.add_argument("--num-samples", type=int, default=num_samples)
+    parser.add_argument("--num-chains", type=int, default=4)
+    parser.add_argument("--num-steps", type=int, default=50)
+    parser.add_argument("--glauber-sweeps", type=int, default=glauber_sweeps)
+    parser.add_argument("--glauber-chains", type=int, default=glauber_chains)
+    parser.add_argument("--progress-bar", action="store_true")
+    return parser
 
 
 def goe(rng, n):
@@ -50,7 +65,8 @@ def sl_spins(couplings, num_warmup, num_samples, num_chains=4, seed=0, num_steps
 
 
 def glauber(couplings, num_sweeps, num_chains, seed=0, thin=1, start=None):
-    """``(draws (chains, num_sweeps // thin, n), seconds)``: heat-bath sweeps in site order.
+    """``(draws (chains, num_sweeps // thin, n), seconds)``: heat-bath sweeps in site order, the
+    first tenth of the kept draws dropped as burn-in.
 
     Each site is redrawn from its conditional, ``P(x_i = 1 | rest) = σ(2·(Jx)_i)``; the chains start
     from uniform spins, or from ``start`` (``(chains, n)``).
@@ -80,7 +96,8 @@ def glauber(couplings, num_sweeps, num_chains, seed=0, thin=1, start=None):
     t0 = time.perf_counter()
     draws = jax.block_until_ready(jax.jit(jax.vmap(chain))(jnp.asarray(start, J.dtype),
                                                            jax.random.split(key_run, num_chains)))
-    return np.asarray(draws), time.perf_counter() - t0
+    draws = np.asarray(draws)
+    return draws[:, draws.shape[1] // 10:], time.perf_counter() - t0
 
 
 def mean_and_mcse(series):

@@ -15,14 +15,12 @@ modes: Glauber chains never leave the one they start in; SL's global proposals l
 Run: ``python examples/z2_synchronisation.py [--n 1000] [--snr 1.5] [--num-samples 200]``.
 """
 
-import argparse
-
 import jax
 import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from spins import glauber, goe, mean_and_mcse, sl_spins  # noqa: E402
+from spins import arguments, glauber, goe, mean_and_mcse, sl_spins  # noqa: E402
 
 
 def state_evolution(snr, num_iters=500):
@@ -36,16 +34,9 @@ def state_evolution(snr, num_iters=500):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1000)
+    parser = arguments(__doc__.splitlines()[0], n=1000, num_warmup=20, num_samples=200, glauber_sweeps=4000,
+                       glauber_chains=4)
     parser.add_argument("--snr", type=float, default=1.5, help="λ")
-    parser.add_argument("--num-warmup", type=int, default=20)
-    parser.add_argument("--num-samples", type=int, default=200)
-    parser.add_argument("--num-chains", type=int, default=4)
-    parser.add_argument("--num-steps", type=int, default=50)
-    parser.add_argument("--glauber-sweeps", type=int, default=4000)
-    parser.add_argument("--glauber-chains", type=int, default=4)
-    parser.add_argument("--progress-bar", action="store_true")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     truth = rng.choice([-1.0, 1.0], args.n)
@@ -57,7 +48,6 @@ def main(argv=None):
     # Glauber from the truth and its mirror: the two modes, each chain stays in the one it starts in.
     start = np.where(np.arange(args.glauber_chains)[:, None] % 2 == 0, truth, -truth)
     reference, wall_glauber = glauber(couplings, args.glauber_sweeps, args.glauber_chains, thin=10, start=start)
-    reference = reference[:, reference.shape[1] // 10:]
     q_star = state_evolution(args.snr)
     print(f"Z2 synchronisation, n = {args.n}, λ = {args.snr}: SL (TAP, two-point, {args.num_steps} Karras steps) "
           f"{args.num_chains} chains x ({args.num_warmup} + {args.num_samples}), acceptance {accept:.3f}, {wall:.0f} s; "
